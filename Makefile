@@ -1,0 +1,87 @@
+# gpufleet.vllm developer entry points: `make test` (everything CI runs) and `make demo`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+BUILD := .build
+# The checkout seen as an installed collection, so that FQCNs and
+# `ansible_collections.gpufleet.vllm` imports resolve without installing.
+COLLECTIONS := $(BUILD)/collections
+COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/gpufleet/vllm
+export ANSIBLE_COLLECTIONS_PATH := $(abspath $(COLLECTIONS))
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: help
+help:
+	@echo "make demo   deploy vLLM on a sandbox host and print a completion"
+	@echo "make test   every check CI runs (unit, sanity, lint, build)"
+
+$(BIN)/activate: requirements.txt
+	command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is missing: install Python 3.11 or set PYTHON=python3.12."; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+.PHONY: venv
+venv: $(BIN)/activate
+
+$(COLLECTION_LINK):
+	mkdir -p $(dir $@)
+	ln -sfn $(abspath .) $@
+
+.PHONY: unit
+unit: venv $(COLLECTION_LINK)
+	PYTHONPATH=$(abspath $(COLLECTIONS)) $(BIN)/pytest -q tests/unit
+
+# ansible-test must run inside a directory named ansible_collections/<namespace>/<name>.
+SANITY_ROOT := $(BUILD)/sanity/ansible_collections/gpufleet/vllm
+# ansible-core 2.19 bootstraps pip 24.2 in its sanity venvs from this cache path.
+GET_PIP_CACHE := $(HOME)/.ansible/test/cache/get_pip_24_2.py
+
+$(GET_PIP_CACHE): tests/offline_get_pip.py
+	mkdir -p $(dir $@)
+	cp $< $@
+
+.PHONY: tools
+tools:
+	@command -v git >/dev/null || { echo "git is missing: install it (apt-get install git)."; exit 1; }
+	@command -v shellcheck >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null; \
+	  else echo "shellcheck is missing and cannot be installed here: install it (apt-get install shellcheck) and run again."; exit 1; fi; }
+
+.PHONY: sanity
+sanity: venv tools $(GET_PIP_CACHE)
+	rm -rf $(BUILD)/sanity
+	mkdir -p $(SANITY_ROOT)
+	git ls-files -z --cached --others --exclude-standard \
+	  | xargs -0 -r sh -c 'for f; do [ -e "$$f" ] && printf "%s\0" "$$f"; done' sh \
+	  | tar --null -T - -cf - | tar -xf - -C $(SANITY_ROOT)
+	# The copy lies inside this git work tree, which ignores it: give it its own index
+	# so that ansible-test sees its files.
+	cd $(SANITY_ROOT) && git init -q && git add -A
+	cd $(SANITY_ROOT) && ansible-test sanity --venv --python 3.11 --color no
+
+.PHONY: lint
+lint: venv $(COLLECTION_LINK)
+	ansible-lint
+
+DIST := $(BUILD)/dist
+INSTALLED := $(BUILD)/installed
+
+.PHONY: build
+build: venv
+	rm -rf $(DIST) $(INSTALLED)
+	ansible-galaxy collection build --force --output-path $(DIST)
+	ansible-galaxy collection install --offline --force -p $(INSTALLED) $(DIST)/gpufleet-vllm-*.tar.gz
+	for module in gpu_facts vllm_plan; do \
+	  ANSIBLE_COLLECTIONS_PATH=$(abspath $(INSTALLED)) ansible-doc gpufleet.vllm.$$module | grep -q "gpufleet.vllm.$$module"; \
+	  echo "ansible-doc gpufleet.vllm.$$module: ok"; \
+	done
+
+.PHONY: test
+test: unit sanity lint build

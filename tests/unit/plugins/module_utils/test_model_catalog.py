@@ -1,0 +1,177 @@
+# Copyright (c) 2026, gpufleet.vllm contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.gpufleet.vllm.plugins.module_utils import _model_catalog as catalog
+
+REQUIRED_MODELS = (
+    "TinyLlama/TinyLlama-1.1B-Chat-v1.0",
+    "Qwen/Qwen2.5-0.5B-Instruct",
+    "Qwen/Qwen2.5-1.5B-Instruct",
+    "Qwen/Qwen2.5-3B-Instruct",
+    "Qwen/Qwen2.5-7B-Instruct",
+    "Qwen/Qwen3-0.6B",
+    "meta-llama/Meta-Llama-3-8B-Instruct",
+    "meta-llama/Llama-3.1-8B-Instruct",
+    "mistralai/Mistral-7B-Instruct-v0.3",
+)
+
+
+@pytest.mark.parametrize("model_id", REQUIRED_MODELS)
+def test_table_entry_has_every_essential_field_and_its_hub_source(model_id):
+    entry = catalog.MODELS[model_id]
+    for field in catalog.ESSENTIAL_FIELDS:
+        assert field in entry, field
+    assert entry["source"] == "https://huggingface.co/%s/blob/main/config.json" % model_id
+    # vLLM requires the heads to split evenly into key/value groups.
+    assert entry["num_attention_heads"] % entry["num_key_value_heads"] == 0
+
+
+def test_only_qwen3_sets_head_dim_in_the_table():
+    with_head_dim = sorted(model_id for model_id, entry in catalog.MODELS.items() if "head_dim" in entry)
+    assert with_head_dim == ["Qwen/Qwen3-0.6B"]
+
+
+# Published sizes: model cards (TinyLlama 1.1B, Qwen2.5 0.49B/1.54B/3.09B/7.61B, Qwen3 0.6B,
+# Llama 3 8.03B, Mistral 7.25B) and vllm-facts section 8 "Params" column.
+@pytest.mark.parametrize(
+    "model_id, billions",
+    [
+        ("TinyLlama/TinyLlama-1.1B-Chat-v1.0", 1.10),
+        ("Qwen/Qwen2.5-0.5B-Instruct", 0.494),
+        ("Qwen/Qwen2.5-1.5B-Instruct", 1.54),
+        ("Qwen/Qwen2.5-3B-Instruct", 3.09),
+        ("Qwen/Qwen2.5-7B-Instruct", 7.62),
+        ("Qwen/Qwen3-0.6B", 0.596),
+        ("meta-llama/Meta-Llama-3-8B-Instruct", 8.03),
+        ("meta-llama/Llama-3.1-8B-Instruct", 8.03),
+        ("mistralai/Mistral-7B-Instruct-v0.3", 7.25),
+    ],
+)
+def test_parameter_count_matches_published_size(model_id, billions):
+    count = catalog.parameter_count(catalog.MODELS[model_id])
+    assert abs(count / 1e9 - billions) / billions < 0.01
+
+
+def test_parameter_count_of_tinyllama_is_exact():
+    # 32000x2048 embeddings + lm_head, 22 layers of q(2048x2048) k,v(2048x256) o(2048x2048),
+    # gated MLP 3x2048x5632, two norms, final norm.
+    layer = 2048 * 2048 * 2 + 2 * 2048 * 256 + 3 * 2048 * 5632 + 2 * 2048
+    expected = 2 * 32000 * 2048 + 22 * layer + 2048
+    assert catalog.parameter_count(catalog.MODELS["TinyLlama/TinyLlama-1.1B-Chat-v1.0"]) == expected == 1100048384
+
+
+def test_tied_embeddings_count_the_vocabulary_once():
+    config = dict(catalog.MODELS["Qwen/Qwen2.5-1.5B-Instruct"])
+    tied = catalog.parameter_count(config)
+    config["tie_word_embeddings"] = False
+    assert catalog.parameter_count(config) - tied == 151936 * 1536
+
+
+def test_qwen2_counts_implicit_qkv_bias():
+    qwen = dict(catalog.MODELS["Qwen/Qwen2.5-0.5B-Instruct"])
+    as_llama = dict(qwen, model_type="llama")
+    # q bias 14x64, k and v bias 2x64 each, on 24 layers.
+    assert catalog.parameter_count(qwen) - catalog.parameter_count(as_llama) == 24 * (14 * 64 + 2 * 2 * 64)
+
+
+def test_attention_and_mlp_bias_flags_add_biases():
+    base = {"model_type": "llama", "num_hidden_layers": 2, "hidden_size": 256, "intermediate_size": 512,
+            "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 512}
+    plain = catalog.parameter_count(base)
+    assert catalog.parameter_count(dict(base, attention_bias=True)) - plain == 2 * (256 + 2 * 128 + 256)
+    assert catalog.parameter_count(dict(base, mlp_bias=True)) - plain == 2 * (2 * 512 + 256)
+
+
+def test_mixtral_style_moe_counts_every_expert():
+    # Mixtral-8x7B config.json geometry; Mistral AI publishes 46.7B parameters.
+    mixtral = {"model_type": "mixtral", "num_hidden_layers": 32, "hidden_size": 4096, "intermediate_size": 14336,
+               "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 32000, "num_local_experts": 8,
+               "tie_word_embeddings": False}
+    assert abs(catalog.parameter_count(mixtral) / 1e9 - 46.7) < 0.1
+
+
+def test_qwen_moe_uses_moe_intermediate_size_and_shared_expert():
+    base = {"model_type": "qwen2_moe", "num_hidden_layers": 1, "hidden_size": 64, "intermediate_size": 1000,
+            "moe_intermediate_size": 32, "num_attention_heads": 4, "num_key_value_heads": 4, "vocab_size": 10,
+            "num_experts": 4, "tie_word_embeddings": True}
+    without_shared = catalog.parameter_count(base)
+    with_shared = catalog.parameter_count(dict(base, shared_expert_intermediate_size=48))
+    assert with_shared - without_shared == 3 * 64 * 48 + 64
+    dense_mlp = catalog.parameter_count(dict(base, num_experts=None))
+    # 4 experts of 3x64x32 plus a 64x4 router replace one dense 3x64x1000 MLP.
+    assert without_shared - dense_mlp == (4 * 3 * 64 * 32 + 64 * 4) - 3 * 64 * 1000
+
+
+@pytest.mark.parametrize(
+    "config, expected",
+    [
+        ({"hidden_size": 2048, "num_attention_heads": 32}, 64),
+        ({"hidden_size": 1024, "num_attention_heads": 16, "head_dim": 128}, 128),
+        ({"hidden_size": 3584, "num_attention_heads": 28}, 128),
+    ],
+)
+def test_head_dim_prefers_the_config_value(config, expected):
+    assert catalog.head_dim(config) == expected
+
+
+@pytest.mark.parametrize(
+    "config, expected",
+    [
+        ({"num_attention_heads": 32, "num_key_value_heads": 4}, 4),
+        ({"num_attention_heads": 32}, 32),
+        ({"num_attention_heads": 12, "num_key_value_heads": None}, 12),
+    ],
+)
+def test_kv_heads_default_to_attention_heads(config, expected):
+    assert catalog.kv_heads(config) == expected
+
+
+def test_lookup_is_case_insensitive_and_returns_a_copy():
+    entry = catalog.lookup("qwen/qwen2.5-7b-instruct")
+    assert entry["hidden_size"] == 3584
+    entry["hidden_size"] = 1
+    assert catalog.MODELS["Qwen/Qwen2.5-7B-Instruct"]["hidden_size"] == 3584
+    assert catalog.lookup("someone/unknown-model") is None
+    assert catalog.lookup(None) is None
+
+
+def test_text_config_of_a_multimodal_config_is_used():
+    config = {"model_type": "gemma3", "text_config": {"num_hidden_layers": 2, "hidden_size": 256, "intermediate_size": 512,
+                                                      "num_attention_heads": 4, "num_key_value_heads": 1, "head_dim": 64,
+                                                      "vocab_size": 1000, "max_position_embeddings": 4096}}
+    assert catalog.head_dim(config) == 64
+    assert catalog.kv_heads(config) == 1
+    assert catalog.max_position_embeddings(config) == 4096
+    assert catalog.parameter_count(config) > 0
+
+
+@pytest.mark.parametrize(
+    "config, fragment",
+    [
+        ({"hidden_size": 256, "num_attention_heads": 4, "vocab_size": 10, "intermediate_size": 5}, "num_hidden_layers"),
+        ({"num_hidden_layers": 2, "hidden_size": 256, "num_attention_heads": 4, "vocab_size": 10}, "intermediate_size"),
+        ({"num_hidden_layers": "2", "hidden_size": 256, "num_attention_heads": 4, "vocab_size": 10, "intermediate_size": 5},
+         "positive integer"),
+        ({"num_hidden_layers": 2, "hidden_size": 256, "num_attention_heads": 6, "num_key_value_heads": 4, "vocab_size": 10,
+          "intermediate_size": 5}, "not a multiple"),
+    ],
+)
+def test_validate_rejects_incomplete_configs(config, fragment):
+    with pytest.raises(catalog.ModelConfigError) as caught:
+        catalog.validate(config)
+    assert fragment in str(caught.value)
+
+
+def test_validate_rejects_a_non_mapping():
+    with pytest.raises(catalog.ModelConfigError, match="JSON object"):
+        catalog.validate(["not", "a", "config"])
+
+
+def test_max_position_embeddings_is_none_when_missing():
+    assert catalog.max_position_embeddings({"num_hidden_layers": 2}) is None
+    assert catalog.max_position_embeddings(catalog.MODELS["Qwen/Qwen3-0.6B"]) == 40960

@@ -1,0 +1,791 @@
+# Copyright (c) 2026, gpufleet.vllm contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.gpufleet.vllm.plugins.module_utils import _vllm_plan as planner
+from ansible_collections.gpufleet.vllm.plugins.module_utils._vllm_plan import PlanError, plan_deployment
+
+TINYLLAMA = "TinyLlama/TinyLlama-1.1B-Chat-v1.0"
+QWEN05 = "Qwen/Qwen2.5-0.5B-Instruct"
+QWEN15 = "Qwen/Qwen2.5-1.5B-Instruct"
+QWEN3B = "Qwen/Qwen2.5-3B-Instruct"
+QWEN7B = "Qwen/Qwen2.5-7B-Instruct"
+QWEN3_06 = "Qwen/Qwen3-0.6B"
+LLAMA3 = "meta-llama/Meta-Llama-3-8B-Instruct"
+LLAMA31 = "meta-llama/Llama-3.1-8B-Instruct"
+
+# (name, architecture, compute capability, memory_mib, PCI device id) as gpu_facts reports them;
+# memory values of K80/A40/RTX 5090 from gpu-driver-facts section 1, H100 from vllm-facts section 8.
+KINDS = {
+    "k80": ("Tesla K80", "kepler", "3.7", 11441, "0x102d"),
+    "k40": ("Tesla K40m", "kepler", "3.5", 12288, "0x1023"),
+    "m40": ("Tesla M40", "maxwell", "5.2", 12288, "0x17fd"),
+    "p40": ("Tesla P40", "pascal", "6.1", 24576, "0x1b38"),
+    "v100": ("Tesla V100-SXM2-16GB", "volta", "7.0", 16384, "0x1db1"),
+    "t4": ("Tesla T4", "turing", "7.5", 15360, "0x1eb8"),
+    "a40": ("NVIDIA A40", "ampere", "8.6", 46068, "0x2235"),
+    "h100": ("NVIDIA H100 80GB HBM3", "hopper", "9.0", 81559, "0x2330"),
+    "b200": ("NVIDIA B200", "blackwell", "10.0", 183359, "0x2901"),
+    "rtx5090": ("NVIDIA GeForce RTX 5090", "blackwell", "12.0", 32607, "0x2b85"),
+    "unknown": ("NVIDIA Device 9999", "unknown", None, None, "0x9999"),
+}
+
+
+def gpus(*spec):
+    """gpus(("k80", 4), ("a40", 1)) -> a gpufleet_gpus fact."""
+    result = []
+    for kind, count in spec:
+        name, arch, cc, memory, device = KINDS[kind]
+        for dummy in range(count):
+            index = len(result)
+            result.append({
+                "pci_bus_id": "0000:%02x:00.0" % (index + 1),
+                "pci_device_id": device,
+                "name": name,
+                "architecture": arch,
+                "compute_capability": cc,
+                "memory_mib": memory,
+                "uuid": "GPU-%04d" % index,
+                "source": "nvml",
+            })
+    return result
+
+
+def host(cuda="11.4", driver="470.256.02", loaded=True, compatible=True, problems=None, count=1):
+    return {
+        "gpu_count": count,
+        "driver_loaded": loaded,
+        "driver_version": driver if loaded else None,
+        "cuda_driver_version": cuda if loaded else None,
+        "kernel_module_flavor": "proprietary" if loaded else None,
+        "driver_branch_min": "470",
+        "driver_branch_max": "470",
+        "compatible": compatible,
+        "problems": list(problems or []),
+    }
+
+
+HOST_470 = host("11.4", "470.256.02")
+HOST_570 = host("12.8", "570.124.06")
+HOST_575 = host("12.9", "575.57.08")
+HOST_580 = host("13.0", "580.95.05")
+NO_DRIVER = host(loaded=False)
+
+PLAN_KEYS = {
+    "model", "variant", "vllm_version", "cuda_version", "driver_cuda_version", "driver_cuda_source", "image", "build",
+    "build_args", "dtype", "tensor_parallel_size", "max_model_len", "gpu_memory_utilization", "env", "args", "memory",
+    "warnings",
+}
+
+
+def plan(gpu_list, gpu_host, model=TINYLLAMA, **options):
+    return plan_deployment(gpu_list, gpu_host, model, **options)
+
+
+def fails(fragment, gpu_list, gpu_host, model=TINYLLAMA, **options):
+    with pytest.raises(PlanError) as caught:
+        plan_deployment(gpu_list, gpu_host, model, **options)
+    message = caught.value.message
+    assert fragment in message, message
+    # One sentence: ends with a period and holds no second sentence start.
+    assert message.endswith(".") and ". " not in message.rstrip(".").replace("e.g. ", ""), message
+    return message
+
+
+def arg(result, flag):
+    args = result["args"]
+    return args[args.index(flag) + 1]
+
+
+def close(actual, expected, tolerance=0.15):
+    return abs(actual - expected) <= tolerance * expected
+
+
+# ---------------------------------------------------------------------------------------------
+# Driver CUDA used for planning
+
+
+def test_driver_cuda_option_wins_over_the_loaded_driver():
+    result = plan(gpus(("a40", 1)), HOST_580, driver_cuda_version="12.8")
+    assert result["driver_cuda_version"] == "12.8"
+    assert result["driver_cuda_source"] == "option driver_cuda_version"
+    assert result["image"] == "vllm/vllm-openai:v0.33.0-cu129"
+
+
+def test_loaded_driver_cuda_is_used():
+    result = plan(gpus(("a40", 1)), HOST_580)
+    assert (result["driver_cuda_version"], result["driver_cuda_source"]) == ("13.0", "loaded driver")
+
+
+def test_loaded_driver_without_cuda_version_maps_its_version():
+    gpu_host = dict(HOST_570, cuda_driver_version=None)
+    result = plan(gpus(("a40", 1)), gpu_host)
+    assert result["driver_cuda_version"] == "12.8"
+    assert result["driver_cuda_source"] == "loaded driver 570.124.06"
+
+
+def test_no_driver_on_a_kepler_host_plans_branch_470():
+    result = plan(gpus(("k80", 2)), NO_DRIVER)
+    assert (result["driver_cuda_version"], result["driver_cuda_source"]) == ("11.4", "default driver branch 470")
+    assert result["variant"] == "k80"
+
+
+def test_no_driver_on_an_a40_host_plans_branch_570_and_the_cu129_image():
+    result = plan(gpus(("a40", 1)), NO_DRIVER)
+    assert (result["driver_cuda_version"], result["driver_cuda_source"]) == ("12.8", "default driver branch 570")
+    assert result["variant"] == "upstream"
+    assert result["env"] == {"NVIDIA_DISABLE_REQUIRE": "1"}
+
+
+def test_loaded_driver_older_than_470_fails():
+    gpu_host = dict(HOST_470, driver_version="460.91.03", cuda_driver_version=None)
+    fails("older than 470.42.01", gpus(("k80", 1)), gpu_host)
+
+
+def test_invalid_driver_cuda_option_fails():
+    fails("driver_cuda_version", gpus(("a40", 1)), HOST_580, driver_cuda_version="latest")
+
+
+# ---------------------------------------------------------------------------------------------
+# K80 (vllm-facts section 3, seed 000)
+
+
+def test_k80_plan_is_the_fork_build_with_its_runtime_settings():
+    result = plan(gpus(("k80", 1)), HOST_470)
+    assert set(result) == PLAN_KEYS
+    assert result["variant"] == "k80"
+    assert result["cuda_version"] == "11.4"
+    assert result["build"] is True
+    assert result["build_args"] == {"TORCH_CUDA_ARCH_LIST": "3.7", "VLLM_REPO": "dogkeeper886/vllm37", "VLLM_REF": "main"}
+    assert result["vllm_version"] == "0.10.1+k80"
+    assert result["image"] == "gpufleet/vllm-k80:0.10.1-k80"
+    assert result["dtype"] == "float32"
+    assert result["gpu_memory_utilization"] == 0.85
+    assert result["env"] == {
+        "VLLM_USE_V1": "0",
+        "VLLM_ATTENTION_BACKEND": "XFORMERS",
+        "TORCHDYNAMO_DISABLE": "1",
+        "VLLM_WORKER_MULTIPROC_METHOD": "spawn",
+    }
+    assert result["args"] == [
+        "--dtype", "float32", "--tensor-parallel-size", "1", "--max-model-len", "2048",
+        "--gpu-memory-utilization", "0.85", "--enforce-eager", "--swap-space", "0",
+    ]
+    assert result["memory"]["overhead_gib"] == 0.6
+    assert result["warnings"] == []
+
+
+def test_k80_tp2_disables_nccl_p2p():
+    result = plan(gpus(("k80", 2)), HOST_470, tensor_parallel_size=2)
+    assert result["env"]["NCCL_P2P_DISABLE"] == "1"
+    assert arg(result, "--tensor-parallel-size") == "2"
+
+
+def test_k80_tp4_warns_about_the_power_feed():
+    result = plan(gpus(("k80", 4)), HOST_470, tensor_parallel_size=4)
+    assert len(result["warnings"]) == 1
+    assert "power" in result["warnings"][0] and "TP=4" in result["warnings"][0]
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_k80_refuses_anything_but_float32(dtype):
+    fails("float32 only", gpus(("k80", 1)), HOST_470, dtype=dtype)
+
+
+def test_k80_on_a_cuda_12_driver_fails():
+    fails("branch 470", gpus(("k80", 1)), HOST_470, driver_cuda_version="12.8")
+
+
+def test_k80_with_an_older_branch_fails():
+    fails("branch 470", gpus(("k80", 1)), host("11.2", "460.91.03"))
+
+
+def test_k80_vllm_version_is_the_git_ref_of_the_fork():
+    result = plan(gpus(("k80", 1)), HOST_470, vllm_version="4a1b2c3")
+    assert result["build_args"]["VLLM_REF"] == "4a1b2c3"
+    assert result["image"] == "gpufleet/vllm-k80:4a1b2c3"
+
+
+def test_registry_prefixes_built_images_only():
+    built = plan(gpus(("k80", 1)), HOST_470, registry="registry.example.com:5000/")
+    assert built["image"] == "registry.example.com:5000/gpufleet/vllm-k80:0.10.1-k80"
+    upstream = plan(gpus(("a40", 1)), HOST_580, registry="registry.example.com:5000")
+    assert upstream["image"] == "vllm/vllm-openai:v0.33.0"
+
+
+# ---------------------------------------------------------------------------------------------
+# Blackwell on CUDA < 12.9 (vllm-facts section 4, seed 004)
+
+
+def test_rtx5090_on_570_is_the_cu128_source_build():
+    result = plan(gpus(("rtx5090", 1)), HOST_570, model=LLAMA3)
+    assert result["variant"] == "cu128"
+    assert result["cuda_version"] == "12.8"
+    assert result["build"] is True
+    assert result["build_args"] == {"TORCH_CUDA_ARCH_LIST": "12.0", "VLLM_VERSION": "0.15.1"}
+    assert result["image"] == "gpufleet/vllm-cu128:0.15.1"
+    assert result["dtype"] == "bfloat16"
+    assert result["env"] == {}
+    assert "--enforce-eager" not in result["args"]
+    assert result["memory"]["overhead_gib"] == 1.5
+
+
+def test_a40_and_rtx5090_build_both_architectures_sorted():
+    result = plan(gpus(("rtx5090", 1), ("a40", 1)), HOST_570)
+    assert result["variant"] == "cu128"
+    assert result["build_args"]["TORCH_CUDA_ARCH_LIST"] == "8.6;12.0"
+    assert any("differ" in warning for warning in result["warnings"])
+
+
+def test_b200_on_570_builds_sm100():
+    result = plan(gpus(("b200", 1)), HOST_570)
+    assert (result["variant"], result["build_args"]["TORCH_CUDA_ARCH_LIST"]) == ("cu128", "10.0")
+
+
+def test_blackwell_below_cuda_12_8_fails():
+    fails("branch 570", gpus(("rtx5090", 1)), host("12.4", "550.144.03"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Upstream images
+
+
+@pytest.mark.parametrize(
+    "kind, gpu_host, image, cuda",
+    [
+        ("rtx5090", HOST_580, "vllm/vllm-openai:v0.33.0", "13.0"),
+        ("h100", HOST_580, "vllm/vllm-openai:v0.33.0", "13.0"),
+        ("a40", HOST_575, "vllm/vllm-openai:v0.33.0-cu129", "12.9"),
+        ("rtx5090", HOST_575, "vllm/vllm-openai:v0.33.0-cu129", "12.9"),
+    ],
+)
+def test_upstream_tag_follows_the_driver(kind, gpu_host, image, cuda):
+    result = plan(gpus((kind, 1)), gpu_host)
+    assert result["variant"] == "upstream"
+    assert (result["image"], result["cuda_version"]) == (image, cuda)
+    assert result["build"] is False
+    assert result["build_args"] == {}
+    assert result["env"] == {}
+    assert result["gpu_memory_utilization"] == 0.9
+
+
+@pytest.mark.parametrize("kind, dtype", [("a40", "bfloat16"), ("h100", "bfloat16"), ("t4", "float16")])
+def test_upstream_dtype_follows_compute_capability(kind, dtype):
+    assert plan(gpus((kind, 1)), HOST_580)["dtype"] == dtype
+
+
+def test_a40_on_570_uses_cu129_through_minor_version_compatibility():
+    result = plan(gpus(("a40", 1)), HOST_570)
+    assert result["variant"] == "upstream"
+    assert result["image"] == "vllm/vllm-openai:v0.33.0-cu129"
+    assert result["env"] == {"NVIDIA_DISABLE_REQUIRE": "1"}
+    assert "VLLM_ENABLE_CUDA_COMPATIBILITY" not in result["env"]
+
+
+def test_forward_compatibility_is_never_enabled():
+    for gpu_list, gpu_host in [
+        (gpus(("a40", 1)), HOST_570),
+        (gpus(("h100", 1)), host("12.2", "535.216.03")),
+        (gpus(("rtx5090", 1)), HOST_570),
+        (gpus(("v100", 1)), host("12.2", "535.216.03")),
+    ]:
+        result = plan(gpu_list, gpu_host)
+        assert not any("COMPATIBILITY" in key for key in result["env"]), result["env"]
+
+
+def test_ampere_on_a_cuda_11_driver_fails():
+    fails("branch 570", gpus(("a40", 1)), HOST_470)
+
+
+def test_older_vllm_versions_use_the_plain_tag_of_their_time():
+    result = plan(gpus(("a40", 1)), HOST_570, vllm_version="v0.19.1")
+    assert result["image"] == "vllm/vllm-openai:v0.19.1"
+    assert result["cuda_version"] == "12.9"
+    assert result["env"] == {"NVIDIA_DISABLE_REQUIRE": "1"}
+    same_driver = plan(gpus(("a40", 1)), HOST_580, vllm_version="0.10.2")
+    assert (same_driver["image"], same_driver["cuda_version"], same_driver["env"]) == ("vllm/vllm-openai:v0.10.2", "12.8", {})
+
+
+# ---------------------------------------------------------------------------------------------
+# Volta
+
+
+def test_volta_uses_the_cu129_tag_even_on_a_cuda_13_driver():
+    result = plan(gpus(("v100", 1)), HOST_580)
+    assert result["image"] == "vllm/vllm-openai:v0.33.0-cu129"
+    assert result["dtype"] == "float16"
+    assert result["env"] == {}
+    assert any("best-effort" in warning for warning in result["warnings"])
+
+
+def test_volta_below_cuda_12_9_disables_the_image_gate():
+    result = plan(gpus(("v100", 1)), host("12.2", "535.216.03"))
+    assert result["env"] == {"NVIDIA_DISABLE_REQUIRE": "1"}
+
+
+def test_volta_on_cuda_11_fails():
+    fails("too old", gpus(("v100", 1)), host("11.4", "470.256.02"))
+
+
+# ---------------------------------------------------------------------------------------------
+# GPUs without a variant
+
+
+@pytest.mark.parametrize("kind", ["m40", "p40"])
+def test_maxwell_and_pascal_fail_naming_the_gpu_and_the_variant_option(kind):
+    message = fails("variant", gpus((kind, 1)), HOST_580)
+    assert KINDS[kind][0] in message
+
+
+def test_kepler_below_3_7_fails():
+    message = fails("variant", gpus(("k40", 1)), HOST_470)
+    assert "Tesla K40m" in message and "3.5" in message
+
+
+def test_unknown_gpu_fails_without_a_variant():
+    message = fails("variant", gpus(("unknown", 1)), HOST_580)
+    assert "unknown" in message
+
+
+def test_explicit_k80_variant_plans_a_pascal_gpu_with_a_warning():
+    result = plan(gpus(("p40", 1)), HOST_580, variant="k80")
+    assert result["variant"] == "k80"
+    assert result["build_args"]["TORCH_CUDA_ARCH_LIST"] == "6.1"
+    assert any("not tested" in warning for warning in result["warnings"])
+
+
+def test_explicit_variant_on_an_unknown_gpu_warns_and_needs_memory():
+    fails("memory size", gpus(("unknown", 1)), HOST_580, variant="upstream")
+    gpu_list = gpus(("unknown", 1))
+    gpu_list[0]["memory_mib"] = 24576
+    result = plan(gpu_list, HOST_580, variant="upstream")
+    assert result["dtype"] == "float32"
+    assert any("not checked" in warning for warning in result["warnings"])
+
+
+# ---------------------------------------------------------------------------------------------
+# CPU
+
+
+def test_no_gpu_plans_the_cpu_backend():
+    result = plan([], host(loaded=False, count=0), model=QWEN05)
+    assert set(result) == PLAN_KEYS
+    assert result["variant"] == "cpu"
+    assert result["cuda_version"] is None
+    assert result["driver_cuda_version"] is None
+    assert result["image"] == "gpufleet/vllm-cpu:0.32.0"
+    assert result["build"] is True
+    assert result["build_args"] == {"VLLM_VERSION": "0.32.0"}
+    assert result["dtype"] == "float32"
+    assert result["env"] == {"VLLM_CPU_KVCACHE_SPACE": "4"}
+    assert result["args"] == ["--dtype", "float32", "--max-model-len", "32768"]
+    assert result["gpu_memory_utilization"] is None
+    assert result["tensor_parallel_size"] == 1
+    # 4 GiB over 2 x 24 layers x 2 KV heads x 64 x 4 bytes.
+    assert result["memory"]["kv_bytes_per_token_per_gpu"] == 24576
+    assert result["memory"]["kv_cache_tokens_per_gpu"] == 4 * 1024 ** 3 // 24576 // 16 * 16
+
+
+def test_cpu_allows_bfloat16_but_not_float16():
+    assert plan([], NO_DRIVER, dtype="bfloat16")["dtype"] == "bfloat16"
+    fails("float32", [], NO_DRIVER, dtype="float16")
+
+
+def test_cpu_lowers_a_context_that_exceeds_its_kv_cache():
+    result = plan([], NO_DRIVER, model=LLAMA31)
+    assert result["max_model_len"] == 16384  # 4 GiB / 256 KiB per fp32 token (vllm-facts section 8)
+    assert any("lowers max_model_len" in warning for warning in result["warnings"])
+    fails("CPU KV cache", [], NO_DRIVER, model=LLAMA31, max_model_len=32768)
+
+
+def test_cpu_refuses_tensor_parallelism():
+    fails("tensor_parallel_size", [], NO_DRIVER, tensor_parallel_size=2)
+
+
+def test_explicit_cpu_ignores_gpus_and_their_problems():
+    gpu_host = host(compatible=False, problems=["Tesla K80 and RTX 5090 need different drivers."])
+    result = plan(gpus(("k80", 1), ("rtx5090", 1)), gpu_host, variant="cpu", gpu_memory_utilization=0.5)
+    assert result["variant"] == "cpu"
+    assert len(result["warnings"]) == 2
+
+
+def test_gpu_variant_without_gpus_fails():
+    fails("needs NVIDIA GPUs", [], NO_DRIVER, variant="k80")
+
+
+# ---------------------------------------------------------------------------------------------
+# Explicit variant validation
+
+
+@pytest.mark.parametrize(
+    "gpu_list, gpu_host, variant, fragment",
+    [
+        (gpus(("k80", 1)), HOST_470, "cu128", "CUDA 12.8"),
+        (gpus(("k80", 1)), HOST_470, "upstream", "too old"),
+        (gpus(("p40", 1)), HOST_580, "cu128", "7.0 or newer"),
+        (gpus(("p40", 1)), HOST_580, "upstream", "7.0 or newer"),
+        (gpus(("rtx5090", 1)), HOST_580, "k80", "CUDA 11.4"),
+        (gpus(("rtx5090", 1)), HOST_570, "upstream", "cu128"),
+    ],
+)
+def test_explicit_variant_is_still_validated(gpu_list, gpu_host, variant, fragment):
+    fails(fragment, gpu_list, gpu_host, variant=variant)
+
+
+def test_explicit_cu128_on_an_a40():
+    result = plan(gpus(("a40", 1)), HOST_570, variant="cu128")
+    assert (result["variant"], result["build_args"]["TORCH_CUDA_ARCH_LIST"], result["env"]) == ("cu128", "8.6", {})
+
+
+def test_explicit_k80_on_a40_with_k80_host():
+    result = plan(gpus(("k80", 1), ("a40", 1)), HOST_470, variant="k80")
+    assert result["build_args"]["TORCH_CUDA_ARCH_LIST"] == "3.7;8.6"
+
+
+def test_kepler_and_blackwell_cannot_share_a_driver():
+    fails("share one driver", gpus(("k80", 1), ("rtx5090", 1)), HOST_470)
+
+
+def test_invalid_variant_fails():
+    fails("variant", gpus(("a40", 1)), HOST_580, variant="rocm")
+
+
+# ---------------------------------------------------------------------------------------------
+# Mixed GPUs
+
+
+def test_mixed_host_plans_for_the_least_capable_gpu():
+    result = plan(gpus(("a40", 1), ("k80", 2)), HOST_470)
+    assert result["variant"] == "k80"
+    assert result["dtype"] == "float32"
+    assert result["memory"]["memory_mib_per_gpu"] == 11441
+    warning = [text for text in result["warnings"] if "differ" in text][0]
+    assert "Tesla K80" in warning and "NVIDIA A40" in warning
+
+
+def test_mixed_ampere_and_hopper_use_the_smaller_memory_and_bfloat16():
+    result = plan(gpus(("h100", 1), ("a40", 1)), HOST_580)
+    assert (result["dtype"], result["memory"]["memory_mib_per_gpu"]) == ("bfloat16", 46068)
+
+
+def test_mixed_turing_and_ampere_use_float16():
+    result = plan(gpus(("t4", 1), ("a40", 1)), HOST_580)
+    assert result["dtype"] == "float16"
+
+
+# ---------------------------------------------------------------------------------------------
+# dtype rules (vllm-facts section 6)
+
+
+def test_bfloat16_below_ampere_fails_suggesting_float16():
+    message = fails("set dtype to float16", gpus(("t4", 1)), HOST_580, dtype="bfloat16")
+    assert "8.0" in message
+
+
+def test_float16_below_6_0_fails_suggesting_float32():
+    gpu_list = gpus(("unknown", 1))
+    gpu_list[0]["memory_mib"] = 16384
+    fails("set dtype to float32", gpu_list, HOST_580, variant="upstream", dtype="float16")
+    least = planner._Gpu(gpus(("m40", 1))[0], 0)
+    with pytest.raises(PlanError, match="set dtype to float32"):
+        planner._choose_dtype("upstream", "float16", [least], least, "llama")
+
+
+def test_explicit_float32_is_allowed_on_any_gpu():
+    assert plan(gpus(("a40", 1)), HOST_580, dtype="float32")["dtype"] == "float32"
+
+
+GEMMA2 = {"model_type": "gemma2", "num_hidden_layers": 26, "hidden_size": 2304, "intermediate_size": 9216,
+          "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256, "vocab_size": 256000,
+          "max_position_embeddings": 8192, "tie_word_embeddings": True}
+
+
+def test_models_that_refuse_float16_get_float32_below_ampere():
+    assert plan(gpus(("t4", 1)), HOST_580, model="google/gemma-2-2b-it", model_config=GEMMA2)["dtype"] == "float32"
+    fails("bfloat16 or float32", gpus(("t4", 1)), HOST_580, model="google/gemma-2-2b-it", model_config=GEMMA2, dtype="float16")
+
+
+def test_invalid_dtype_fails():
+    fails("dtype", gpus(("a40", 1)), HOST_580, dtype="int8")
+
+
+# ---------------------------------------------------------------------------------------------
+# Tensor parallel size
+
+
+def test_auto_tp_qwen25_3b_on_k80_needs_one_board():
+    result = plan(gpus(("k80", 4)), HOST_470, model=QWEN3B)
+    assert result["tensor_parallel_size"] == 2
+    assert result["max_model_len"] == 32768
+    assert result["warnings"] == []
+
+
+def test_auto_tp_llama3_8b_on_four_k80_dies_warns():
+    result = plan(gpus(("k80", 4)), HOST_470, model=LLAMA3)
+    assert result["tensor_parallel_size"] == 4
+    assert result["env"]["NCCL_P2P_DISABLE"] == "1"
+    assert any("power" in warning for warning in result["warnings"])
+
+
+def test_auto_tp_tinyllama_stays_on_one_die():
+    assert plan(gpus(("k80", 4)), HOST_470)["tensor_parallel_size"] == 1
+
+
+def test_auto_tp_qwen3_prefers_full_context_over_one_die():
+    # At TP=1 one die holds about 31k tokens, less than the 40,960 of the model; TP=2 holds them.
+    result = plan(gpus(("k80", 2)), HOST_470, model=QWEN3_06)
+    assert (result["tensor_parallel_size"], result["max_model_len"]) == (2, 40960)
+
+
+def test_auto_tp_skips_sizes_that_do_not_divide_the_heads():
+    # Qwen2.5-7B: 28 heads, so on 3 dies only TP 1 and 2 are possible and neither holds 28 GiB of fp32 weights.
+    message = fails("does not fit even at TP=2", gpus(("k80", 3)), HOST_470, model=QWEN7B)
+    assert "Tesla K80" in message
+    result = plan(gpus(("k80", 4)), HOST_470, model=QWEN7B)
+    assert result["tensor_parallel_size"] == 4
+
+
+def test_auto_tp_with_14_heads_on_four_gpus_never_picks_four():
+    # Qwen2.5-0.5B has 14 heads: a bigger synthetic context forces TP above 1.
+    result = plan(gpus(("k80", 4)), HOST_470, model=QWEN05, model_config=dict(
+        planner._model_catalog.MODELS[QWEN05], max_position_embeddings=400000), max_model_len=400000)
+    assert result["tensor_parallel_size"] == 2
+    fails("does not divide", gpus(("k80", 4)), HOST_470, model=QWEN05, tensor_parallel_size=4)
+
+
+def test_tp_larger_than_the_gpu_count_fails():
+    fails("exceeds the 2 GPU(s)", gpus(("k80", 2)), HOST_470, tensor_parallel_size=4)
+
+
+def test_tp_that_splits_kv_heads_unevenly_fails():
+    # 28 heads divide by 7, but 4 KV heads cannot be replicated evenly over 7 ranks.
+    fails("key/value heads", gpus(("h100", 8)), HOST_580, model=QWEN7B, tensor_parallel_size=7)
+
+
+def test_tp_given_as_a_string_is_accepted():
+    assert plan(gpus(("k80", 2)), HOST_470, tensor_parallel_size="2")["tensor_parallel_size"] == 2
+
+
+@pytest.mark.parametrize("value", [0, -1, "two", True, 1.5])
+def test_invalid_tp_fails(value):
+    fails("tensor_parallel_size", gpus(("k80", 2)), HOST_470, tensor_parallel_size=value)
+
+
+def test_model_that_does_not_fit_at_the_largest_tp_fails():
+    message = fails("does not fit even at TP=2", gpus(("k80", 2)), HOST_470, model=LLAMA3)
+    assert "GiB" in message
+
+
+def test_explicit_tp_that_does_not_fit_fails():
+    fails("does not fit at TP=1", gpus(("k80", 4)), HOST_470, model=QWEN3B, tensor_parallel_size=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# max_model_len
+
+
+def test_default_context_is_lowered_to_a_multiple_of_256_with_a_warning():
+    result = plan(gpus(("rtx5090", 1)), HOST_580, model=LLAMA31)
+    tokens = result["memory"]["kv_cache_tokens_per_gpu"]
+    assert result["max_model_len"] == tokens // 256 * 256
+    assert result["max_model_len"] < 131072
+    assert any("lowers max_model_len" in warning for warning in result["warnings"])
+
+
+def test_two_gpus_hold_the_full_default_context():
+    result = plan(gpus(("rtx5090", 2)), HOST_580, model=LLAMA31)
+    assert (result["tensor_parallel_size"], result["max_model_len"]) == (2, 131072)
+
+
+def test_user_context_that_does_not_fit_fails():
+    fails("lower max_model_len", gpus(("rtx5090", 1)), HOST_580, model=LLAMA31, max_model_len=131072)
+
+
+def test_user_context_longer_than_the_model_fails():
+    fails("max_position_embeddings 2048", gpus(("k80", 1)), HOST_470, max_model_len=4096)
+
+
+def test_user_context_is_used_as_given():
+    result = plan(gpus(("k80", 1)), HOST_470, model=QWEN15, max_model_len=4096)
+    assert arg(result, "--max-model-len") == "4096"
+    assert result["memory"]["max_concurrency"] == round(result["memory"]["kv_cache_tokens_per_gpu"] / 4096.0, 2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Memory anchors (vllm-facts section 8 and the K80 fork's measurements)
+
+
+# K80 die 11,441 MiB, util 0.85, overhead 0.6 GiB, fp32: vllm-facts section 8 table
+# "K80 die ... KV tokens (concurrency at 2048)".
+@pytest.mark.parametrize(
+    "model, tp, tokens",
+    [
+        (TINYLLAMA, 1, 114000),
+        (TINYLLAMA, 2, 326000),
+        (TINYLLAMA, 4, 750000),
+        (QWEN15, 1, 59000),
+        (QWEN15, 2, 226000),
+        (QWEN15, 4, 279000),
+        (QWEN3B, 2, 92000),
+        (QWEN3B, 4, 175000),
+        (LLAMA3, 4, 23000),
+    ],
+)
+def test_k80_kv_tokens_match_the_anchor_table(model, tp, tokens):
+    result = plan(gpus(("k80", 4)), HOST_470, model=model, tensor_parallel_size=tp, max_model_len=2048)
+    assert close(result["memory"]["kv_cache_tokens_per_gpu"], tokens), result["memory"]
+
+
+# dogkeeper886/vllm37 README measurements: TinyLlama TP=1 ~58x and TP=2 ~164x concurrency at 2048
+# tokens (vllm-facts section 3); the anchor table derives 55.8x and 159x.
+@pytest.mark.parametrize("tp, measured, derived", [(1, 58.0, 55.8), (2, 164.0, 159.0)])
+def test_k80_tinyllama_concurrency_matches_the_fork_measurements(tp, measured, derived):
+    result = plan(gpus(("k80", 2)), HOST_470, tensor_parallel_size=tp)
+    concurrency = result["memory"]["max_concurrency"]
+    assert close(concurrency, measured)
+    assert close(concurrency, derived, 0.02)
+
+
+def test_k80_tinyllama_weights_and_kv_bytes_match_the_anchor_table():
+    # vllm-facts section 8: TinyLlama fp32 weights 4.10 GiB, KV 44 KiB per token; the fork measures 4.1 GiB.
+    memory = plan(gpus(("k80", 1)), HOST_470)["memory"]
+    assert close(memory["weights_gib_per_gpu"], 4.10, 0.01)
+    assert memory["kv_bytes_per_token_per_gpu"] == 44 * 1024
+    assert close(memory["budget_gib_per_gpu"], 9.50, 0.01)
+
+
+def test_qwen25_3b_does_not_fit_one_k80_die():
+    # vllm-facts section 8: "does not fit (11.5 > 9.5 GiB)".
+    fails("does not fit at TP=1", gpus(("k80", 1)), HOST_470, model=QWEN3B, tensor_parallel_size=1, max_model_len=2048)
+
+
+# bf16, util 0.90, overhead 1.5 GiB, TP=1: vllm-facts section 8 table "RTX 5090 / A40 / H100 80GB".
+@pytest.mark.parametrize(
+    "kind, model, tokens",
+    [
+        ("rtx5090", TINYLLAMA, 1200000),
+        ("rtx5090", QWEN15, 910000),
+        ("rtx5090", QWEN3B, 620000),
+        ("rtx5090", LLAMA3, 100000),
+        ("a40", TINYLLAMA, 1760000),
+        ("a40", QWEN15, 1350000),
+        ("a40", QWEN3B, 970000),
+        ("a40", LLAMA3, 197000),
+        ("h100", TINYLLAMA, 3250000),
+        ("h100", QWEN15, 2520000),
+        ("h100", QWEN3B, 1880000),
+        ("h100", LLAMA3, 452000),
+    ],
+)
+def test_16bit_kv_tokens_match_the_anchor_table(kind, model, tokens):
+    result = plan(gpus((kind, 1)), HOST_580, model=model, tensor_parallel_size=1)
+    assert result["dtype"] == "bfloat16"
+    assert close(result["memory"]["kv_cache_tokens_per_gpu"], tokens), result["memory"]
+
+
+@pytest.mark.parametrize("kind, concurrency", [("rtx5090", 12.0), ("a40", 24.0), ("h100", 55.0)])
+def test_llama3_concurrency_at_8192_matches_the_anchor_table(kind, concurrency):
+    result = plan(gpus((kind, 1)), HOST_580, model=LLAMA3)
+    assert result["max_model_len"] == 8192
+    assert close(result["memory"]["max_concurrency"], concurrency)
+
+
+def test_kv_heads_per_rank_never_drop_below_one():
+    # Qwen2.5-1.5B has 2 KV heads: at TP=4 each rank still holds one (replicated), 28 layers x 128 x 4 bytes x 2.
+    memory = plan(gpus(("k80", 4)), HOST_470, model=QWEN15, tensor_parallel_size=4)["memory"]
+    assert memory["kv_bytes_per_token_per_gpu"] == 2 * 28 * 1 * 128 * 4
+
+
+def test_kv_tokens_are_whole_blocks():
+    memory = plan(gpus(("a40", 1)), HOST_580, model=QWEN15)["memory"]
+    assert memory["kv_cache_tokens_per_gpu"] % 16 == 0
+
+
+def test_gpu_memory_utilization_scales_the_budget():
+    low = plan(gpus(("a40", 1)), HOST_580, gpu_memory_utilization=0.5)
+    assert low["gpu_memory_utilization"] == 0.5
+    assert arg(low, "--gpu-memory-utilization") == "0.5"
+    assert close(low["memory"]["budget_gib_per_gpu"], 46068 * 0.5 / 1024, 0.001)
+
+
+def test_memory_of_known_gpus_is_filled_in_without_a_driver():
+    gpu_list = gpus(("k80", 1))
+    gpu_list[0]["memory_mib"] = None
+    assert plan(gpu_list, NO_DRIVER)["memory"]["memory_mib_per_gpu"] == 11441
+
+
+# ---------------------------------------------------------------------------------------------
+# Other bad input
+
+
+def test_incompatible_host_fails_quoting_its_first_problem():
+    gpu_host = host(compatible=False, problems=["Tesla K80 needs the proprietary 470 driver but RTX 5090 needs open modules.",
+                                                "second problem"])
+    message = fails("Tesla K80 needs the proprietary 470 driver but RTX 5090 needs open modules", gpus(("k80", 1)), gpu_host)
+    assert "second problem" not in message
+
+
+@pytest.mark.parametrize("value", [0, 0.0, -0.2, 1.01, 2, True, "0.9"])
+def test_invalid_gpu_memory_utilization_fails(value):
+    fails("gpu_memory_utilization", gpus(("a40", 1)), HOST_580, gpu_memory_utilization=value)
+
+
+def test_gpu_memory_utilization_of_one_is_allowed():
+    assert plan(gpus(("a40", 1)), HOST_580, gpu_memory_utilization=1.0)["gpu_memory_utilization"] == 1.0
+
+
+def test_unknown_model_without_config_fails_asking_for_model_config():
+    fails("pass model_config", gpus(("a40", 1)), HOST_580, model="ibm-granite/granite-3.3-2b-instruct")
+
+
+def test_incomplete_model_config_fails():
+    fails("num_hidden_layers", gpus(("a40", 1)), HOST_580, model="x/y", model_config={"hidden_size": 10})
+
+
+def test_model_config_of_the_wrong_type_fails():
+    fails("model_config must be a dict", gpus(("a40", 1)), HOST_580, model="x/y", model_config=["a"])
+
+
+def test_model_config_without_context_length_needs_max_model_len():
+    config = dict(planner._model_catalog.MODELS[TINYLLAMA])
+    del config["max_position_embeddings"]
+    fails("set max_model_len", gpus(("a40", 1)), HOST_580, model="x/y", model_config=config)
+    assert plan(gpus(("a40", 1)), HOST_580, model="x/y", model_config=config, max_model_len=1024)["max_model_len"] == 1024
+
+
+def test_given_model_config_overrides_the_table():
+    config = dict(planner._model_catalog.MODELS[TINYLLAMA], max_position_embeddings=1024)
+    assert plan(gpus(("a40", 1)), HOST_580, model_config=config)["max_model_len"] == 1024
+
+
+@pytest.mark.parametrize("text, fragment", [("{not json", "not valid JSON"), ("[1, 2]", "JSON object")])
+def test_parse_model_config_rejects_bad_text(text, fragment):
+    with pytest.raises(PlanError) as caught:
+        planner.parse_model_config(text, "/srv/m/config.json")
+    assert fragment in caught.value.message and "/srv/m/config.json" in caught.value.message
+
+
+def test_parse_model_config_returns_the_object():
+    assert planner.parse_model_config('{"hidden_size": 8}', "x") == {"hidden_size": 8}
+
+
+@pytest.mark.parametrize("value", [0, -5, "long"])
+def test_invalid_max_model_len_fails(value):
+    fails("max_model_len", gpus(("a40", 1)), HOST_580, max_model_len=value)
+
+
+def test_bad_fact_shapes_fail():
+    fails("gpus must be a list", "nope", HOST_580)
+    fails("gpu_host must be a mapping", gpus(("a40", 1)), None)
+    fails("Entry 0 of gpus", ["nope"], HOST_580)
+
+
+def test_env_values_and_args_are_strings():
+    for result in (plan(gpus(("k80", 2)), HOST_470), plan(gpus(("a40", 1)), HOST_570), plan([], NO_DRIVER)):
+        assert all(isinstance(value, str) for value in result["env"].values())
+        assert all(isinstance(value, str) for value in result["args"])
+        assert not {"--model", "--port", "--api-key"} & set(result["args"])
