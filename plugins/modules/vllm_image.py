@@ -1,0 +1,527 @@
+#!/usr/bin/python
+# Copyright (c) 2026, gpufleet.vllm contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: vllm_image
+short_description: Make sure the vLLM image of a plan exists on a Docker host, pulling or building it under a content-addressed tag
+version_added: 1.0.0
+author: gpufleet.vllm contributors (@gpufleet)
+description:
+  - Ensures that the container image of a plan from M(gpufleet.vllm.vllm_plan) exists in the Docker engine of the host, and returns the
+    exact reference the service must run.
+  - "For build plans (whose C(build) is true) the tag is content-addressed: C(<vllm_version>-<12 hex digits>), the digits being the start
+    of a sha256 over the recipe directory (each file's relative path and content), the effective build arguments, the wheels of
+    O(wheelhouse) (name and content) and the contents of O(ca_certificates). Any changed input gives a new tag, and unchanged inputs
+    the same tag, so an image found under its tag never needs a rebuild."
+  - "The module takes the first of these that applies: the image is in the engine already (RV(action=present)); its registry has it
+    (RV(action=pulled)), which the engine asks the registry without pulling; it is built with the engine's classic builder from a
+    temporary build context (O(recipe_dir), plus C(wheels/) from O(wheelhouse) and C(certs/) from O(ca_certificates)) and, when the
+    plan's image names a registry host and O(registry_push=true), pushed there (RV(action=built) or RV(action=pushed))."
+  - Prebuilt images (plans whose C(build) is false, such as C(vllm/vllm-openai)) are pulled by their pinned tag and never built.
+  - Talks to the Docker engine API directly, so neither the C(docker) CLI nor BuildKit is needed on the host.
+extends_documentation_fragment:
+  - gpufleet.vllm._attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Asks the engine and the registry what exists and reports the action a real run would take, without pulling, building or
+        pushing; RV(image_id) is null when the image is absent.
+  diff_mode:
+    support: full
+    details:
+      - The diff shows the image reference present before and after the run.
+  idempotent:
+    support: full
+    details:
+      - A second run with unchanged inputs finds the image under its content tag and reports no change.
+options:
+  plan:
+    description:
+      - The plan returned by M(gpufleet.vllm.vllm_plan) (its RV(gpufleet.vllm.vllm_plan#module:plan) value).
+      - Uses C(variant), C(image), C(build) and C(build_args); other keys are ignored.
+    type: dict
+    required: true
+  recipe_dir:
+    description:
+      - Directory on the host holding the variant's C(Dockerfile) and the files it copies.
+      - Required when the C(build) of O(plan) is true; ignored otherwise.
+      - Every regular file below it counts for the content tag, so keep only the recipe there.
+    type: path
+  wheelhouse:
+    description:
+      - Directory on the host whose C(*.whl) files are copied into the build context's C(wheels/), where the Dockerfile's pip looks
+        before any package index.
+      - Its wheels (names and contents) count for the content tag.
+    type: path
+  ca_certificates:
+    description:
+      - Extra CA certificates (PEM files on the host) copied into the build context's C(certs/) as C(ca-<16 hex digits of their sha256>.crt),
+        trusted inside the image by apt, pip and the server.
+      - Their contents count for the content tag; their paths and order do not.
+    type: list
+    elements: path
+    default: []
+  pip_extra_index_urls:
+    description:
+      - Package indexes pip searches besides its default one, passed space-separated as the build argument C(PIP_EXTRA_INDEX_URL).
+      - When empty the Dockerfile's default applies.
+      - They may carry credentials, so they never appear in the module's output; the content tag hashes them without their
+        C(user:password@) part.
+      - Build arguments are stored in the image history (C(docker history)); prefer a wheelhouse or a token-free mirror.
+    type: list
+    elements: str
+    default: []
+  build_args:
+    description:
+      - Extra build arguments, merged over the plan's C(build_args) and C(PIP_EXTRA_INDEX_URL).
+      - Values are passed as strings. C(MAX_JOBS), C(NVCC_THREADS) and C(CMAKE_BUILD_PARALLEL_LEVEL) only set build parallelism and
+        do not count for the content tag, so hosts with different CPU counts agree on it.
+    type: dict
+    default: {}
+  registry_push:
+    description:
+      - Push a built image when the plan's image names a registry host (as in C(registry.example.com:5000/gpufleet/vllm-cpu)).
+      - The engine's own credentials for that registry apply (C(docker login) on the host).
+    type: bool
+    default: true
+  docker_host:
+    description:
+      - Docker engine API endpoint, such as V(unix:///var/run/docker.sock) or V(tcp://127.0.0.1:2375) (no TLS).
+    type: str
+    default: unix:///var/run/docker.sock
+  timeout:
+    description:
+      - Seconds the engine may stay silent during a pull, build or push before the module gives up.
+      - Source builds of vLLM compile for a long time between log lines; raise it for slow hosts.
+    type: int
+    default: 3600
+requirements:
+  - Docker SDK for Python 5.0.3 or newer (C(python3-docker) on Debian 12) on the host.
+  - A Docker engine answering on O(docker_host).
+notes:
+  - The digest format is versioned; collection releases that change it rebuild images once.
+  - The base image named by the Dockerfile counts only by name (through the C(BASE_IMAGE) build argument or the Dockerfile text), not
+    by its content; pin it by digest there to rebuild when it changes.
+  - Built images carry the labels C(io.gpufleet.recipe-digest) (the full sha256), C(io.gpufleet.variant) and C(io.gpufleet.vllm-version).
+seealso:
+  - module: gpufleet.vllm.vllm_plan
+  - module: community.docker.docker_image_pull
+"""
+
+EXAMPLES = r"""
+---
+- name: Plan the model on this host
+  gpufleet.vllm.vllm_plan:
+    gpus: "{{ ansible_facts.gpufleet_gpus }}"
+    gpu_host: "{{ ansible_facts.gpufleet_gpu_host }}"
+    model: Qwen/Qwen2.5-0.5B-Instruct
+    registry: registry.example.com:5000
+  register: planned
+
+- name: Build, pull or find the image
+  gpufleet.vllm.vllm_image:
+    plan: "{{ planned.plan }}"
+    recipe_dir: /var/lib/gpufleet/build/{{ planned.plan.variant }}
+    wheelhouse: /var/lib/gpufleet/wheelhouse
+    ca_certificates:
+      - /usr/local/share/ca-certificates/corp-proxy.crt
+    build_args:
+      MAX_JOBS: "{{ ansible_facts.processor_vcpus }}"
+  register: vllm_image
+
+- name: Show the image the service runs
+  ansible.builtin.debug:
+    msg: "{{ vllm_image.image }} ({{ vllm_image.action }})"
+
+- name: Use a private index that needs a token (never printed)
+  gpufleet.vllm.vllm_image:
+    plan: "{{ planned.plan }}"
+    recipe_dir: /var/lib/gpufleet/build/{{ planned.plan.variant }}
+    pip_extra_index_urls:
+      - "https://__token__:{{ vault_pypi_token }}@pypi.example.com/simple"
+    registry_push: false
+"""
+
+RETURN = r"""
+image:
+  description:
+    - Full reference of the image the service runs; for build plans with the content tag.
+  returned: success
+  type: str
+  sample: registry.example.com:5000/gpufleet/vllm-cpu:0.32.0-3f9c2a7d41be
+image_id:
+  description: Engine ID of the image; null in check mode when the image is not on the host yet.
+  returned: success
+  type: str
+  sample: sha256:49d3d430d3b2e0b8c6f53e5d0a5c1e1a8a8e8f2b6c4d0f3a1b2c3d4e5f6a7b8c
+action:
+  description:
+    - What the run did (in check mode, would do).
+    - V(present) (nothing to do), V(pulled), V(built) or V(pushed) (built, then pushed to the registry of the plan's image).
+  returned: success
+  type: str
+  sample: built
+digest_inputs:
+  description: What the content tag was computed from, without values that may hold credentials.
+  returned: when the C(build) of O(plan) is true
+  type: dict
+  contains:
+    digest:
+      description: The full sha256 whose first 12 hex digits end the tag.
+      type: str
+      sample: 3f9c2a7d41be0f6a3d7c1b9e8f2a4c6d0e1b3a5c7d9f1e2a4b6c8d0e2f4a6b8c
+    recipe_dir:
+      description: The recipe directory, as given.
+      type: str
+      sample: /var/lib/gpufleet/build/cpu
+    recipe_files:
+      description: Number of files in the recipe directory.
+      type: int
+      sample: 5
+    wheels:
+      description: Number of wheels taken from O(wheelhouse).
+      type: int
+      sample: 2
+    ca_certificates:
+      description: Number of distinct extra CA certificates.
+      type: int
+      sample: 1
+    build_args:
+      description: Names of the build arguments that count for the tag (values are not returned).
+      type: list
+      elements: str
+      sample: [PIP_EXTRA_INDEX_URL, VLLM_VERSION]
+    ignored_build_args:
+      description: Names of the build arguments passed but left out of the tag because they only set build parallelism.
+      type: list
+      elements: str
+      sample: [MAX_JOBS]
+build_log:
+  description: The last lines of the build (or of the failed pull or push) output, with the credentials of O(pip_extra_index_urls) masked.
+  returned: when a build ran, or a pull, build or push failed
+  type: list
+  elements: str
+  sample: ["Step 9/9 : ENTRYPOINT [\"/opt/vllm/bin/python\", \"-m\", \"vllm.entrypoints.openai.api_server\"]", "Successfully built 49d3d430d3b2"]
+"""
+
+import collections
+import os
+import shutil
+import tempfile
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.common.text.converters import to_native
+
+from ansible_collections.gpufleet.vllm.plugins.module_utils._image_recipe import (
+    PARALLELISM_BUILD_ARGS,
+    RecipeError,
+    build_reference,
+    cert_context_name,
+    decide,
+    hashed_build_args,
+    recipe_digest,
+    registry_host,
+    scan_tree,
+    scan_wheelhouse,
+    sha256_file,
+    split_reference,
+)
+
+DOCKER_IMPORT_ERROR = None
+try:
+    import docker
+    from docker.errors import APIError, DockerException, NotFound
+except ImportError:
+    DOCKER_IMPORT_ERROR = traceback.format_exc()
+
+# Lines of build output kept for the result and for failure messages.
+LOG_LINES = 40
+
+
+class ImageError(Exception):
+    """A step failed; the message is one sentence saying what is wrong and what to do."""
+
+    def __init__(self, message, log=None):
+        super(ImageError, self).__init__(message)
+        self.message = message
+        self.log = log
+
+
+def _check_plan(plan):
+    missing = [key for key in ("variant", "image", "build") if key not in plan]
+    if missing:
+        raise RecipeError("The plan lacks %s; pass the plan returned by gpufleet.vllm.vllm_plan." % ", ".join(missing))
+    if not isinstance(plan["build"], bool):
+        raise RecipeError("The plan's build must be true or false, not %r; pass the plan returned by gpufleet.vllm.vllm_plan." % (plan["build"],))
+    build_args = plan.get("build_args") or {}
+    if not isinstance(build_args, dict):
+        raise RecipeError("The plan's build_args must be a mapping; pass the plan returned by gpufleet.vllm.vllm_plan.")
+    return plan["build"], str(plan["image"]), str(plan["variant"]), build_args
+
+
+def _effective_build_args(plan_args, pip_urls, extra_args):
+    args = dict((str(key), "" if value is None else str(value)) for key, value in plan_args.items())
+    if pip_urls:
+        args["PIP_EXTRA_INDEX_URL"] = " ".join(str(url) for url in pip_urls)
+    for key, value in extra_args.items():
+        args[str(key)] = "" if value is None else str(value)
+    return args
+
+
+class Recipe(object):
+    """Everything one build consumes, read from the host, with its digest."""
+
+    def __init__(self, recipe_dir, wheelhouse, ca_certificates, build_args):
+        if not recipe_dir:
+            raise RecipeError("The plan builds its image, so recipe_dir (the directory holding the variant's Dockerfile) is required.")
+        if not os.path.isfile(os.path.join(recipe_dir, "Dockerfile")):
+            raise RecipeError("recipe_dir %s holds no Dockerfile; copy the variant's recipe there first." % recipe_dir)
+        if wheelhouse and not os.path.isdir(wheelhouse):
+            raise RecipeError("wheelhouse %s is not a directory on the host; copy the wheels there or leave wheelhouse unset." % wheelhouse)
+        self.recipe_dir = recipe_dir
+        self.wheelhouse = wheelhouse
+        self.build_args = build_args
+        try:
+            self.recipe_files = scan_tree(recipe_dir)
+            self.wheels = scan_wheelhouse(wheelhouse) if wheelhouse else []
+            self.certs = []
+            seen = set()
+            for path in ca_certificates:
+                if not os.path.isfile(path):
+                    raise RecipeError("CA certificate %s is not a file on the host; copy it there or drop it from ca_certificates." % path)
+                sha = sha256_file(path)
+                if sha not in seen:
+                    seen.add(sha)
+                    self.certs.append((path, sha))
+        except (IOError, OSError) as exc:
+            raise RecipeError("Cannot read the build inputs (%s); check the paths and their permissions." % to_native(exc))
+        self.digest = recipe_digest(self.recipe_files, build_args, self.wheels, [sha for dummy, sha in self.certs])
+
+    def summary(self):
+        return {
+            "digest": self.digest,
+            "recipe_dir": self.recipe_dir,
+            "recipe_files": len(self.recipe_files),
+            "wheels": len(self.wheels),
+            "ca_certificates": len(self.certs),
+            "build_args": [name for name, dummy in hashed_build_args(self.build_args)],
+            "ignored_build_args": sorted(name for name in self.build_args if name in PARALLELISM_BUILD_ARGS),
+        }
+
+    def assemble(self, context):
+        """Write the build context: the recipe, then wheels/ and certs/ (both always present, as the Dockerfiles COPY them)."""
+        shutil.copytree(self.recipe_dir, context, symlinks=False)
+        wheels_dir = os.path.join(context, "wheels")
+        certs_dir = os.path.join(context, "certs")
+        for directory in (wheels_dir, certs_dir):
+            if not os.path.isdir(directory):
+                os.makedirs(directory)
+        for name, dummy in self.wheels:
+            shutil.copyfile(os.path.join(self.wheelhouse, name), os.path.join(wheels_dir, name))
+        for path, sha in self.certs:
+            shutil.copyfile(path, os.path.join(certs_dir, cert_context_name(sha)))
+
+
+class Engine(object):
+    """The few Docker engine API calls the module needs (all present in Docker SDK 5.0.3)."""
+
+    def __init__(self, docker_host, timeout, secrets):
+        self.docker_host = docker_host
+        self.timeout = timeout
+        self.secrets = secrets
+        try:
+            # "auto" asks the engine for its API version: SDK 5 would otherwise assume 1.41 and SDK 7
+            # a version newer than Debian 12's engine (20.10, API 1.41) accepts.
+            self.api = docker.APIClient(base_url=docker_host, version="auto", timeout=timeout)
+        except DockerException as exc:
+            raise ImageError(
+                "The Docker engine does not answer at %s (%s); install and start Docker, or set docker_host." % (docker_host, to_native(exc))
+            )
+
+    def redact(self, text):
+        text = to_native(text)
+        for secret in self.secrets:
+            if secret:
+                text = text.replace(secret, "********")
+        return text
+
+    def image_id(self, reference):
+        try:
+            return self.api.inspect_image(reference)["Id"]
+        except NotFound:
+            return None
+        except APIError as exc:
+            raise ImageError("The Docker engine could not inspect %s (%s); check the engine's health." % (reference, to_native(exc)))
+
+    def in_registry(self, reference):
+        """(True, None) when the registry has the reference; (False, reason) otherwise. Pulls nothing."""
+        try:
+            self.api.inspect_distribution(reference)
+        except NotFound as exc:
+            return False, None if "manifest unknown" in to_native(exc) else to_native(exc)
+        except APIError as exc:
+            return False, to_native(exc)
+        return True, None
+
+    def _stream(self, chunks, what):
+        log = collections.deque(maxlen=LOG_LINES)
+        error = None
+        try:
+            for chunk in chunks:
+                if not isinstance(chunk, dict):
+                    continue
+                for line in to_native(chunk.get("stream") or "").splitlines():
+                    if line.strip():
+                        log.append(self.redact(line.rstrip()))
+                if chunk.get("status") and what != "build":
+                    log.append(self.redact(" ".join(str(chunk[key]) for key in ("id", "status") if chunk.get(key))))
+                if chunk.get("error"):
+                    error = self.redact(chunk["error"]).strip()
+        except (APIError, DockerException) as exc:
+            error = self.redact(exc)
+        except (IOError, OSError) as exc:
+            # requests raises a socket timeout (ReadTimeoutError, an OSError) when the engine is silent too long.
+            error = "%s (no answer within %d seconds; raise timeout)" % (self.redact(exc), self.timeout)
+        return list(log), error
+
+    def pull(self, reference):
+        repository, tag = split_reference(reference)
+        log, error = self._stream(self.api.pull(repository, tag=tag, stream=True, decode=True), "pull")
+        if error:
+            raise ImageError("Pulling %s failed (%s); check that the host can reach the registry." % (reference, error), log)
+        return log
+
+    def build(self, recipe, reference, build_args, labels, tmpdir):
+        workdir = tempfile.mkdtemp(prefix="gpufleet-build-", dir=tmpdir)
+        try:
+            context = os.path.join(workdir, "context")
+            try:
+                recipe.assemble(context)
+            except (IOError, OSError, shutil.Error) as exc:
+                raise ImageError("Cannot assemble the build context in %s (%s); check the free space there." % (workdir, to_native(exc)))
+            chunks = self.api.build(
+                path=context, tag=reference, rm=True, forcerm=True, pull=False, buildargs=build_args, labels=labels,
+                decode=True, timeout=self.timeout,
+            )
+            log, error = self._stream(chunks, "build")
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        if error:
+            raise ImageError("Building %s failed: %s; the last build log lines are in build_log:\n%s" % (reference, error, "\n".join(log[-15:])), log)
+        return log
+
+    def push(self, reference):
+        repository, tag = split_reference(reference)
+        log, error = self._stream(self.api.push(repository, tag=tag, stream=True, decode=True), "push")
+        if error:
+            raise ImageError(
+                "Pushing %s failed (%s); the image is built on the host, check the registry and the engine's login to it." % (reference, error), log
+            )
+        return log
+
+
+def _secrets(urls):
+    """Strings to mask in output: each URL and its user:password part."""
+    secrets = []
+    for url in urls:
+        url = str(url)
+        secrets.append(url)
+        scheme, sep, rest = url.partition("://")
+        userinfo, at, dummy = rest.partition("@")
+        if sep and at and "/" not in userinfo:
+            secrets.append(userinfo)
+            secrets.extend(part for part in userinfo.split(":") if len(part) >= 4)
+    return sorted(set(secrets), key=len, reverse=True)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            plan=dict(type="dict", required=True),
+            recipe_dir=dict(type="path"),
+            wheelhouse=dict(type="path"),
+            ca_certificates=dict(type="list", elements="path", default=[]),
+            pip_extra_index_urls=dict(type="list", elements="str", default=[], no_log=True),
+            build_args=dict(type="dict", default={}),
+            registry_push=dict(type="bool", default=True),
+            docker_host=dict(type="str", default="unix:///var/run/docker.sock"),
+            timeout=dict(type="int", default=3600),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    if DOCKER_IMPORT_ERROR:
+        module.fail_json(msg=missing_required_lib("docker (the Docker SDK for Python, python3-docker on Debian)"), exception=DOCKER_IMPORT_ERROR)
+
+    result = dict(changed=False)
+    try:
+        build, plan_image, variant, plan_args = _check_plan(params["plan"])
+        recipe = None
+        if build:
+            build_args = _effective_build_args(plan_args, params["pip_extra_index_urls"], params["build_args"])
+            recipe = Recipe(params["recipe_dir"], params["wheelhouse"], params["ca_certificates"], build_args)
+            reference = build_reference(plan_image, recipe.digest)
+            result["digest_inputs"] = recipe.summary()
+        else:
+            reference = plan_image
+        result["image"] = reference
+
+        engine = Engine(params["docker_host"], params["timeout"], _secrets(params["pip_extra_index_urls"]))
+        image_id = engine.image_id(reference)
+        repository, dummy = split_reference(reference)
+        registry = registry_host(repository)
+        in_registry, registry_error = False, None
+        # A build plan without a registry host names a local-only repository: Docker Hub is not asked about it.
+        if image_id is None and (registry or not build):
+            in_registry, registry_error = engine.in_registry(reference)
+        try:
+            action, push = decide(image_id is not None, in_registry, build, registry, params["registry_push"])
+        except RecipeError:
+            raise ImageError(
+                "The prebuilt image %s is neither on the host nor available from its registry (%s), and prebuilt images are never built; "
+                "check the tag and the host's access to the registry, or load the image into the engine." % (reference, registry_error or "not found")
+            )
+        if action == "built" and registry and registry_error:
+            module.warn("Could not ask the registry %s for %s (%s); building it." % (registry, reference, registry_error))
+
+        result["action"] = "pushed" if push else action
+        result["changed"] = action != "present"
+        if module._diff:
+            result["diff"] = {"before": {"image": reference if image_id else None}, "after": {"image": reference}}
+        if module.check_mode or action == "present":
+            result["image_id"] = image_id
+            module.exit_json(**result)
+
+        if action == "pulled":
+            engine.pull(reference)
+        else:
+            labels = {
+                "io.gpufleet.recipe-digest": recipe.digest,
+                "io.gpufleet.variant": variant,
+                "io.gpufleet.vllm-version": str(params["plan"].get("vllm_version") or split_reference(plan_image)[1] or ""),
+            }
+            result["build_log"] = engine.build(recipe, reference, recipe.build_args, labels, module.tmpdir)
+            if push:
+                engine.push(reference)
+        image_id = engine.image_id(reference)
+        if image_id is None:
+            raise ImageError("The engine reports no image %s after the %s; check the engine's log." % (reference, "pull" if action == "pulled" else "build"))
+        result["image_id"] = image_id
+    except RecipeError as exc:
+        module.fail_json(msg=exc.message, **result)
+    except ImageError as exc:
+        if exc.log is not None:
+            result["build_log"] = exc.log
+        module.fail_json(msg=exc.message, **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
