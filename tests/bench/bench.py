@@ -28,13 +28,16 @@ UNIT = "vllm-tiny"
 BY_HAND = "vllm-by-hand"
 SERVED = "tiny"
 STARTS = 3
-REQUESTS, CONCURRENCY, MAX_TOKENS = 64, 4, 32
+REQUESTS, CONCURRENCY, MAX_TOKENS = 256, 4, 32
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.path.join(ROOT, ".build")
 
 
 def run(argv, **kwargs):
-    return subprocess.run(argv, check=True, capture_output=True, text=True, **kwargs).stdout
+    result = subprocess.run(argv, capture_output=True, text=True, **kwargs)
+    if result.returncode != 0:
+        raise SystemExit("%s failed (%d): %s" % (" ".join(argv), result.returncode, result.stderr.strip()))
+    return result.stdout
 
 
 def on_host(command):
@@ -82,16 +85,19 @@ def main():
     load = "python3 /tmp/load.py"
     results = {"machine": machine(), "unit_start_s": [], "by_hand_start_s": []}
 
-    on_host("systemctl start %s" % UNIT)
-    results["unit_throughput"] = json.loads(on_host("%s throughput http://127.0.0.1:8000 %s %s %d %d %d" % (
-        load, key, SERVED, REQUESTS, CONCURRENCY, MAX_TOKENS)))
+    # Each server is measured right after its last timed start, the same way.
     for dummy in range(STARTS):
         on_host("systemctl stop %s" % UNIT)
         seconds, dummy_output = timed("systemctl --no-block start %s && %s health http://127.0.0.1:8000 900" % (UNIT, load))
         results["unit_start_s"].append(round(seconds, 2))
+    results["unit_throughput"] = json.loads(on_host("%s throughput http://127.0.0.1:8000 %s %s %d %d %d" % (
+        load, key, SERVED, REQUESTS, CONCURRENCY, MAX_TOKENS)))
     on_host("systemctl stop %s" % UNIT)
     try:
         for dummy in range(STARTS):
+            # `docker run --rm` removes a stopped container in the background: wait for it first.
+            on_host("docker rm --force %s >/dev/null 2>&1; while docker inspect %s >/dev/null 2>&1; do sleep 0.2; done"
+                    % (BY_HAND, BY_HAND))
             seconds, dummy_output = timed("%s >/dev/null && %s health http://127.0.0.1:8001 900" % (by_hand, load))
             results["by_hand_start_s"].append(round(seconds, 2))
             if len(results["by_hand_start_s"]) < STARTS:
