@@ -85,7 +85,7 @@ build: venv
 	rm -rf $(DIST) $(INSTALLED)
 	ansible-galaxy collection build --force --output-path $(DIST)
 	ansible-galaxy collection install --offline --force -p $(INSTALLED) $(DIST)/gpufleet-vllm-*.tar.gz
-	for module in gpu_facts vllm_plan vllm_image; do \
+	for module in gpu_facts vllm_plan vllm_image el_packages; do \
 	  ANSIBLE_COLLECTIONS_PATH=$(abspath $(INSTALLED)) ansible-doc gpufleet.vllm.$$module | grep -q "gpufleet.vllm.$$module"; \
 	  echo "ansible-doc gpufleet.vllm.$$module: ok"; \
 	done
@@ -137,8 +137,10 @@ integration: venv $(COLLECTION_LINK) sandbox-image registry-server
 	PYTHONPATH=$(abspath $(COLLECTIONS)) $(BIN)/pytest -q tests/integration
 
 .PHONY: molecule
+MOLECULE_SCENARIOS := default driver_k80
+
 molecule: venv $(COLLECTION_LINK) sandbox-image model
-	molecule test --scenario-name default
+	for scenario in $(MOLECULE_SCENARIOS); do molecule test --scenario-name $$scenario; done
 
 FLEETS := $(notdir $(wildcard inventories/*))
 

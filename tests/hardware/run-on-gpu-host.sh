@@ -21,3 +21,5 @@ export LC_ALL=C.UTF-8
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/nvidia-smi.txt"
 python3 "$repo/tests/hardware/record.py" "$out"
 RECORD_DIR=$out python3 -m ansible.cli.playbook -i localhost, "$repo/tests/hardware/validate.yml"
+python3 -m ansible.cli.playbook --check --diff -i localhost, "$repo/tests/hardware/driver-check.yml" \
+  | tee "$out/driver-check.txt"
