@@ -137,7 +137,7 @@ integration: venv $(COLLECTION_LINK) sandbox-image registry-server
 	PYTHONPATH=$(abspath $(COLLECTIONS)) $(BIN)/pytest -q tests/integration
 
 .PHONY: molecule
-MOLECULE_SCENARIOS := default driver_k80
+MOLECULE_SCENARIOS := default driver_k80 driver_cuda_repo
 
 molecule: venv $(COLLECTION_LINK) sandbox-image model
 	for scenario in $(MOLECULE_SCENARIOS); do molecule test --scenario-name $$scenario; done

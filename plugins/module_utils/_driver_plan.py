@@ -100,7 +100,7 @@ def branch_of(version):
     """Driver branch of a version string ("470.256.02-1~deb12u1" -> "470"); None for None."""
     if version is None:
         return None
-    parts = version_key(str(version).split(":")[-1])
+    parts = version_key(str(version).rsplit(":", 1)[-1])
     return str(parts[0]) if parts else None
 
 
@@ -108,7 +108,7 @@ def upstream_version(package_version):
     """Driver version inside a package version ("3:570.195.03-1.el8" -> "570.195.03")."""
     if package_version is None:
         return None
-    text = str(package_version).split(":")[-1]
+    text = str(package_version).rsplit(":", 1)[-1]
     return text.split("-")[0].split("~")[0].split("+")[0]
 
 
