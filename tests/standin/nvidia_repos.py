@@ -7,7 +7,8 @@ NVIDIA's package servers (developer.download.nvidia.com, nvidia.github.io) canno
 the build machines. This script builds, into OUTPUT_DIR, two signed flat repositories with the
 same paths and package names:
 
-  compute/cuda/repos/debian12/x86_64/      like NVIDIA's debian12 CUDA repository (key 3bf863cc.pub)
+  compute/cuda/repos/debian12/x86_64/      like NVIDIA's debian12 CUDA repository (key 3bf863cc.pub),
+                                           driver packages and cuda-toolkit-12-8
   libnvidia-container/stable/deb/amd64/    like NVIDIA's container toolkit repository (key ../../../gpgkey)
 
 The packages are test doubles: they contain no NVIDIA software, only a STAND-IN note and, where the
@@ -38,6 +39,11 @@ DRIVER_PACKAGES = {
     "nvidia-persistenced": (["nvidia-persistenced"], 1, ""),
     "nvidia-modprobe": (["nvidia-modprobe"], 1, ""),
 }
+# The CUDA toolkit's nvcc answers --version with a line naming itself a stand-in, so that the
+# cuda_toolkit role's version check has something to read; everything else fails.
+CUDA_TOOLKIT = ("cuda-toolkit-12-8", "12.8.93-1")
+NVCC_STAND_IN = ("#!/bin/sh\n[ \"$1\" = --version ] || exit 1\n"
+                 "echo 'Cuda compilation tools, release 12.8, V12.8.93 (stand-in built by gpufleet.vllm tests)'\n")
 TOOLKIT_PACKAGES = {
     "nvidia-container-toolkit": (["nvidia-container-runtime-hook"], 1,
                                  "nvidia-container-toolkit-base (= {v}), libnvidia-container-tools (= {v})"),
@@ -79,6 +85,8 @@ def build_package(name, version, commands, exit_code, depends, out_dir):
             write(os.path.join(root, "usr", "bin", command),
                   "#!/bin/sh\necho \"%s: stand-in built by gpufleet.vllm's tests; the real %s is not installed "
                   "here\" >&2\nexit %d\n" % (command, command, exit_code), mode=0o755)
+        if name == CUDA_TOOLKIT[0]:
+            write(os.path.join(root, "usr", "local", "cuda-12.8", "bin", "nvcc"), NVCC_STAND_IN, mode=0o755)
         if name in UNITS:
             write(os.path.join(root, "lib", "systemd", "system", name + ".service"), UNITS[name])
         run(["dpkg-deb", "--root-owner-group", "--build", root,
@@ -117,6 +125,7 @@ def main(argv):
     for name, (commands, exit_code, depends) in DRIVER_PACKAGES.items():
         for version in DRIVER_VERSIONS:
             build_package(name, version, commands, exit_code, depends, cuda)
+    build_package(CUDA_TOOLKIT[0], CUDA_TOOLKIT[1], [], 1, "", cuda)
     for name, (commands, exit_code, depends) in TOOLKIT_PACKAGES.items():
         build_package(name, TOOLKIT_VERSION, commands, exit_code, depends, toolkit)
     with tempfile.TemporaryDirectory() as gnupg_home:
