@@ -139,8 +139,14 @@ integration: venv $(COLLECTION_LINK) sandbox-image registry-server
 .PHONY: molecule
 MOLECULE_SCENARIOS := default driver_k80 driver_cuda_repo
 
+LOGS := $(BUILD)/logs
+
 molecule: venv $(COLLECTION_LINK) sandbox-image model
-	for scenario in $(MOLECULE_SCENARIOS); do molecule test --scenario-name $$scenario; done
+	mkdir -p $(LOGS)
+	for scenario in $(MOLECULE_SCENARIOS); do \
+	  molecule test --scenario-name $$scenario 2>&1 | tee $(LOGS)/molecule-$$scenario.log \
+	    || { $(BIN)/python tests/failure_summary.py $(LOGS)/molecule-$$scenario.log; exit 1; }; \
+	done
 
 FLEETS := $(notdir $(wildcard inventories/*))
 
