@@ -13,7 +13,8 @@ with name, stream, profiles joined by commas, state enabled|disabled|empty); dnf
 plugins/versionlock.py (versionlock.list: one spec per line written as NAME-[EPOCH:]VERSION-RELEASE.*,
 "#" comments, "!" for excludes); rpm query.c (rpm -q prints "package X is not installed" for each
 missing name); dnf module command ("switching enabled streams is not allowed", reset first:
-rpm-software-management/dnf PR #1321).
+rpm-software-management/dnf PR #1321); NVIDIA driver installation guide, "Switching between Driver
+Module Flavors" (EL8: dnf module switch-to nvidia-driver:<stream> --allowerasing).
 """
 
 from __future__ import annotations
@@ -156,26 +157,38 @@ def plan_changes(stream_state, wanted_stream, wanted_profile, installed, missing
     wanted_profile: profile to install from the stream; empty or None to only enable the stream.
     installed: dict NAME -> version of the wanted names rpm found; missing: the wanted names it did not.
     locked: parse_versionlock_list(); lock: whether every wanted name must end up version-locked.
+
+    Another stream of the module already enabled means a switch: its installed packages belong to
+    the old stream, so they are unlocked and replaced by "dnf module switch-to --allowerasing",
+    which also installs the wanted profile, and locked again at their new versions.
     """
     actions = []
+    unlocked = set()
     if wanted_stream:
         module_name, stream = split_module_stream(wanted_stream)
+        target = "%s:%s" % (module_name, stream)
         profiles = []
         if _stream_done(stream_state, stream):
             profiles = stream_state["profiles"]
+        elif stream_state and stream_state["state"] == ENABLED and stream_state["stream"]:
+            # Locks hold the old stream's versions and would keep dnf from replacing them.
+            unlocked = set(name for name in installed if is_locked(name, locked))
+            if unlocked:
+                actions.append({"action": "versionlock_delete", "args": [name for name in installed if name in unlocked]})
+            actions.append({"action": "switch_stream", "args": ["%s/%s" % (target, wanted_profile) if wanted_profile else target]})
+            profiles = [wanted_profile] if wanted_profile else []
         else:
-            # dnf refuses to switch an enabled stream and to enable a disabled module's stream
-            # without a reset (dnf PR #1321); reset also forgets the old stream's profiles.
-            if stream_state and stream_state["state"] in (ENABLED, DISABLED):
+            # dnf refuses to enable a disabled module's stream without a reset (dnf PR #1321).
+            if stream_state and stream_state["state"] == DISABLED:
                 actions.append({"action": "reset_stream", "args": [module_name]})
-            actions.append({"action": "enable_stream", "args": ["%s:%s" % (module_name, stream)]})
+            actions.append({"action": "enable_stream", "args": [target]})
         if wanted_profile and wanted_profile not in profiles:
-            actions.append({"action": "install_profile", "args": ["%s:%s/%s" % (module_name, stream, wanted_profile)]})
+            actions.append({"action": "install_profile", "args": ["%s/%s" % (target, wanted_profile)]})
     if missing:
         actions.append({"action": "install", "args": list(missing)})
     if lock:
         wanted = list(installed) + [name for name in missing if name not in installed]
-        to_lock = [name for name in wanted if not is_locked(name, locked)]
+        to_lock = [name for name in wanted if name in unlocked or not is_locked(name, locked)]
         if to_lock:
             actions.append({"action": "versionlock", "args": to_lock})
     return actions
@@ -183,10 +196,12 @@ def plan_changes(stream_state, wanted_stream, wanted_profile, installed, missing
 
 _COMMANDS = {
     "reset_stream": ["dnf", "-y", "module", "reset"],
+    "switch_stream": ["dnf", "-y", "module", "switch-to", "--allowerasing"],
     "enable_stream": ["dnf", "-y", "module", "enable"],
     "install_profile": ["dnf", "-y", "module", "install"],
     "install": ["dnf", "-y", "install"],
     "versionlock": ["dnf", "versionlock", "add"],
+    "versionlock_delete": ["dnf", "versionlock", "delete"],
 }
 
 

@@ -19,14 +19,16 @@ description:
     runs under any Python 3.8 or newer on the host.
   - Finds out what is done already from dnf's own files and the rpm database, without running dnf, so that check mode reports exactly
     the commands a real run would run.
-  - "The stream: when the module state file (in O(modules_dir)) does not show the stream of O(module_stream) enabled, the module runs
-    C(dnf module enable), after C(dnf module reset) when another stream is enabled or the module is disabled (dnf refuses to switch
-    streams directly). When the state file does not list O(module_profile) among the stream's installed profiles, it runs
-    C(dnf module install NAME:STREAM/PROFILE)."
-  - The packages of O(name) that rpm does not know as installed are installed with C(dnf install). Installed packages are never
-    upgraded or downgraded, and nothing is removed.
-  - With O(versionlock=true) every package of O(name) that is not covered by an entry of O(versionlock_list) yet is locked to its
-    installed version with C(dnf versionlock add).
+  - "The stream: when the module state file (in O(modules_dir)) shows no stream of the module enabled, the module runs
+    C(dnf module enable), after C(dnf module reset) when the module is disabled. When the state file does not list O(module_profile)
+    among the stream's installed profiles, it runs C(dnf module install NAME:STREAM/PROFILE)."
+  - "A switch: when another stream of the module is enabled, the module removes the locks of the installed packages of O(name), then
+    runs C(dnf module switch-to --allowerasing NAME:STREAM/PROFILE), which replaces the old stream's packages by the new stream's and
+    installs the profile (the switch NVIDIA's driver installation guide gives for Enterprise Linux 8)."
+  - The packages of O(name) that rpm does not know as installed are installed with C(dnf install). Outside a stream switch, installed
+    packages are never upgraded or downgraded, and nothing is removed.
+  - With O(versionlock=true) every package of O(name) that is not covered by an entry of O(versionlock_list) yet, or whose lock a stream
+    switch removed, is locked to its installed version with C(dnf versionlock add).
   - Fails with one sentence, holding dnf's error output, when a command fails.
 extends_documentation_fragment:
   - gpufleet.vllm._attributes
@@ -91,9 +93,9 @@ requirements:
   - dnf 4 and rpm on the managed host (Enterprise Linux 8).
   - The dnf versionlock plugin (C(python3-dnf-plugin-versionlock)) on the managed host when O(versionlock=true).
 notes:
-  - Switching O(module_stream) to another stream of the same module resets the module and enables the new stream, but does not
-    replace packages already installed from the old stream; remove them first (dnf recommends it before a reset), or run
-    C(dnf distro-sync) afterwards.
+  - A stream switch removes only the locks of packages listed in O(name); a lock the operator wrote as a glob stays, and keeps dnf from
+    replacing the packages it covers.
+  - A dnf too old to know C(module switch-to) fails a stream switch with its own message; update dnf first.
   - Does not refresh repository metadata by itself; dnf does when its cache has expired.
 seealso:
   - module: ansible.builtin.dnf
@@ -239,6 +241,11 @@ def _predicted(before, actions):
     for action in actions:
         if action["action"] == "reset_stream":
             after["stream"], after["profiles"] = None, []
+        elif action["action"] == "switch_stream":
+            stream, dummy, profile = action["args"][0].partition("/")
+            after["stream"], after["profiles"] = stream, [profile] if profile else []
+        elif action["action"] == "versionlock_delete":
+            after["locked"] = sorted(set(after["locked"]) - set(action["args"]))
         elif action["action"] == "enable_stream":
             after["stream"] = action["args"][0]
         elif action["action"] == "install_profile":

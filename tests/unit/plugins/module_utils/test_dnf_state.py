@@ -140,16 +140,38 @@ def test_plan_host_already_done():
     assert plan(ENABLED_570_OPEN, installed=ALL_INSTALLED, locked=DRIVER) == []
 
 
-def test_plan_stream_switch_resets_first():
+def test_plan_stream_switch_unlocks_switches_and_locks_again():
     actions = plan(ENABLED_470_DKMS, installed=ALL_INSTALLED, locked=DRIVER)
     assert actions == [
-        {"action": "reset_stream", "args": ["nvidia-driver"]},
-        {"action": "enable_stream", "args": ["nvidia-driver:570-open"]},
-        # The reset forgets the profiles installed from 470-dkms.
-        {"action": "install_profile", "args": ["nvidia-driver:570-open/default"]},
+        {"action": "versionlock_delete", "args": DRIVER},
+        {"action": "switch_stream", "args": ["nvidia-driver:570-open/default"]},
+        {"action": "versionlock", "args": DRIVER},
     ]
-    assert commands(actions)[:2] == [["dnf", "-y", "module", "reset", "nvidia-driver"],
-                                     ["dnf", "-y", "module", "enable", "nvidia-driver:570-open"]]
+    assert commands(actions) == [
+        ["dnf", "versionlock", "delete", "nvidia-driver", "nvidia-driver-cuda", "kmod-nvidia-open-dkms"],
+        ["dnf", "-y", "module", "switch-to", "--allowerasing", "nvidia-driver:570-open/default"],
+        ["dnf", "versionlock", "add", "nvidia-driver", "nvidia-driver-cuda", "kmod-nvidia-open-dkms"],
+    ]
+
+
+def test_plan_flavor_switch_installs_the_new_kernel_module_package():
+    # From 570-dkms (kmod-nvidia-latest-dkms) to 570-open: the open module package is new.
+    installed = {"nvidia-driver": VERSION, "nvidia-driver-cuda": VERSION}
+    enabled_570_dkms = ENABLED_570_OPEN.replace("570-open", "570-dkms")
+    actions = plan(enabled_570_dkms, installed=installed, missing=["kmod-nvidia-open-dkms"],
+                   locked=["nvidia-driver", "nvidia-driver-cuda", "kmod-nvidia-latest-dkms"])
+    assert actions == [
+        {"action": "versionlock_delete", "args": ["nvidia-driver", "nvidia-driver-cuda"]},
+        {"action": "switch_stream", "args": ["nvidia-driver:570-open/default"]},
+        {"action": "install", "args": ["kmod-nvidia-open-dkms"]},
+        {"action": "versionlock", "args": ["nvidia-driver", "nvidia-driver-cuda", "kmod-nvidia-open-dkms"]},
+    ]
+
+
+@pytest.mark.parametrize("profile", ["", None])
+def test_plan_stream_switch_without_profile(profile):
+    actions = plan(ENABLED_470_DKMS, profile=profile, installed={"nvidia-driver": VERSION}, lock=False)
+    assert actions == [{"action": "switch_stream", "args": ["nvidia-driver:570-open"]}]
 
 
 @pytest.mark.parametrize("state_text, first", [

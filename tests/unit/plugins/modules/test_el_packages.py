@@ -15,6 +15,7 @@ from ansible.module_utils.testing import patch_module_args
 from ansible_collections.gpufleet.vllm.plugins.modules import el_packages
 
 VERSION = "3:570.195.03-1.el8"
+KEPLER_VERSION = "3:470.256.02-1.el8"
 DRIVER = ["nvidia-driver", "nvidia-driver-cuda", "kmod-nvidia-open-dkms"]
 # What the default profile of nvidia-driver:570-open installs, as far as these tests need it.
 PROFILES = {"nvidia-driver:570-open/default": ["nvidia-driver", "nvidia-driver-cuda", "kmod-nvidia-open-dkms", "nvidia-modprobe"]}
@@ -98,7 +99,9 @@ class FakeEl8Host:
             rc, stderr = self.failing[verb]
             return rc, "Last metadata expiration check: 0:01:02 ago.\n", stderr
         if words[0] == "module":
-            spec = words[2]
+            spec = words[-1]
+            if verb == "switch-to":
+                return self._switch(spec, allow_erasing="--allowerasing" in words)
             if verb == "reset":
                 self.write_state(spec, "", [], "")
             elif verb == "enable":
@@ -113,9 +116,36 @@ class FakeEl8Host:
         elif verb == "install":
             for package in words[1:]:
                 self.installed.setdefault(package, VERSION)
+        elif verb == "versionlock" and words[1] == "delete":
+            self.unlock(words[2:])
         elif verb == "versionlock":
             self.lock(words[2:])
         return 0, "Complete!\n", ""
+
+    def _switch(self, spec, allow_erasing):
+        """dnf module switch-to: replaces the old stream's packages, which locks and a missing --allowerasing forbid."""
+        new_packages = PROFILES[spec]
+        held = [name for name in new_packages if name in self.installed and name in self.locked_names()]
+        if held or not allow_erasing:
+            return 1, "", "Error: Problem: cannot install the best candidate for the job (%s)\n" % ", ".join(held or new_packages)
+        for package in new_packages:
+            self.installed[package] = VERSION
+        name, rest = spec.split(":")
+        stream, profile = rest.split("/")
+        self.write_state(name, stream, [profile], "enabled")
+        return 0, "Complete!\n", ""
+
+    def locked_names(self):
+        if not os.path.exists(self.versionlock_list):
+            return set()
+        with open(self.versionlock_list) as handle:
+            return set(line.rsplit("-", 2)[0] for line in handle if line.strip() and not line.startswith("#"))
+
+    def unlock(self, names):
+        with open(self.versionlock_list) as handle:
+            lines = handle.readlines()
+        with open(self.versionlock_list, "w") as handle:
+            handle.writelines(line for line in lines if line.startswith("#") or line.rsplit("-", 2)[0] not in names)
 
 
 @pytest.fixture
@@ -207,14 +237,33 @@ def test_state_files_of_a_done_host_mean_no_change(el8_host, capsys):
     assert host.bin_paths == ["rpm"]
 
 
-def test_stream_switch_resets_first(el8_host, capsys):
-    host = el8_host(installed=dict((name, VERSION) for name in DRIVER))
+def test_stream_switch_unlocks_replaces_and_locks_the_new_versions(el8_host, capsys):
+    host = el8_host(installed=dict((name, KEPLER_VERSION) for name in DRIVER))
     host.write_state("nvidia-driver", "470-dkms", ["default"], "enabled")
     host.lock(DRIVER)
-    result = run_module(capsys, host.params(**DRIVER_ARGS))
-    assert result["actions"] == ["dnf -y module reset nvidia-driver", "dnf -y module enable nvidia-driver:570-open",
-                                 "dnf -y module install nvidia-driver:570-open/default"]
+    result = run_module(capsys, host.params(_ansible_diff=True, **DRIVER_ARGS))
+    assert result["actions"] == ["dnf versionlock delete nvidia-driver nvidia-driver-cuda kmod-nvidia-open-dkms",
+                                 "dnf -y module switch-to --allowerasing nvidia-driver:570-open/default",
+                                 "dnf versionlock add nvidia-driver nvidia-driver-cuda kmod-nvidia-open-dkms"]
+    assert result["installed"] == dict((name, VERSION) for name in DRIVER)
     assert "stream=570-open\nprofiles=default\nstate=enabled" in host.read_state("nvidia-driver")
+    with open(host.versionlock_list) as handle:
+        locks = [line.strip() for line in handle if line.strip() and not line.startswith("#")]
+    assert sorted(locks) == sorted("%s-%s.*" % (name, VERSION) for name in DRIVER)
+    assert result["diff"]["after"]["stream"] == "nvidia-driver:570-open"
+    assert run_module(capsys, host.params(**DRIVER_ARGS))["changed"] is False
+
+
+def test_stream_switch_in_check_mode_predicts_the_switch(el8_host, capsys):
+    host = el8_host(installed=dict((name, KEPLER_VERSION) for name in DRIVER))
+    host.write_state("nvidia-driver", "470-dkms", ["default"], "enabled")
+    host.lock(DRIVER)
+    result = run_module(capsys, host.params(_ansible_check_mode=True, _ansible_diff=True, **DRIVER_ARGS))
+    assert result["changed"] is True
+    assert host.dnf_commands() == []
+    assert result["diff"]["before"]["stream"] == "nvidia-driver:470-dkms"
+    assert result["diff"]["after"] == {"stream": "nvidia-driver:570-open", "profiles": ["default"],
+                                       "installed": sorted(DRIVER), "locked": sorted(DRIVER)}
 
 
 def test_plain_packages_without_stream_or_lock(el8_host, capsys):
