@@ -7,8 +7,9 @@ import re
 import sys
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-TASK = re.compile(r"^TASK \[(?P<name>.*)\]")
-PLAY = re.compile(r"^PLAY \[(?P<name>.*)\]")
+# Molecule wraps long lines: a task's name may lose its closing bracket to the next line.
+TASK = re.compile(r"^TASK \[(?P<name>[^\]]*)")
+PLAY = re.compile(r"^PLAY \[(?P<name>[^\]]*)")
 FAILURE = re.compile(r"^(fatal|failed): \[(?P<host>[^\]]+)\]")
 # Lines of each failed result to repeat: enough for its message, not its whole output.
 RESULT_LINES = 30

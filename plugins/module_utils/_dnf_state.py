@@ -163,7 +163,7 @@ def plan_changes(stream_state, wanted_stream, wanted_profile, installed, missing
     which also installs the wanted profile, and locked again at their new versions.
     """
     actions = []
-    unlocked = set()
+    unlocked = []
     if wanted_stream:
         module_name, stream = split_module_stream(wanted_stream)
         target = "%s:%s" % (module_name, stream)
@@ -172,9 +172,9 @@ def plan_changes(stream_state, wanted_stream, wanted_profile, installed, missing
             profiles = stream_state["profiles"]
         elif stream_state and stream_state["state"] == ENABLED and stream_state["stream"]:
             # Locks hold the old stream's versions and would keep dnf from replacing them.
-            unlocked = set(name for name in installed if is_locked(name, locked))
+            unlocked = [name for name in installed if is_locked(name, locked)]
             if unlocked:
-                actions.append({"action": "versionlock_delete", "args": [name for name in installed if name in unlocked]})
+                actions.append({"action": "versionlock_delete", "args": unlocked})
             actions.append({"action": "switch_stream", "args": ["%s/%s" % (target, wanted_profile) if wanted_profile else target]})
             profiles = [wanted_profile] if wanted_profile else []
         else:
