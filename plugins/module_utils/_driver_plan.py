@@ -3,8 +3,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """PRIVATE to the collection: which NVIDIA driver a host gets, and how each distribution installs it.
 
-Pure data and functions; the nvidia_driver role reaches them through the filter
-gpufleet.vllm.nvidia_driver_plan. Facts come from the shared reference gpu-driver-facts.md
+Pure data and functions; the host plan (_host_plan) calls them, and the nvidia_driver role applies
+what they decided. Facts come from the shared reference gpu-driver-facts.md
 (sections 4, 9, 11, 12): DEBARC = Debian archive, UBARC = packages.ubuntu.com,
 DEEPOPS = NVIDIA/deepops, NVGUIDE = NVIDIA driver installation guide, ASSIST =
 nvidia-driver-assistant's printed commands.
@@ -21,6 +21,7 @@ from ansible_collections.gpufleet.vllm.plugins.module_utils._gpu_catalog import 
     PROPRIETARY,
     version_key,
 )
+from ansible_collections.gpufleet.vllm.plugins.module_utils._platforms import PLATFORMS
 
 DISTRIBUTION = "distribution"
 CUDA = "cuda"
@@ -29,71 +30,23 @@ CUDA = "cuda"
 # modules stay the default for GPUs that accept both.
 OPEN_DEFAULT_FROM_BRANCH = "560"
 
-# NVIDIA's CUDA repository: directory and signing key per distribution (gpu-driver-facts.md 9).
-_CUDA_REPOSITORY_ARCH = {"x86_64": "x86_64", "aarch64": "sbsa"}
-
-PLATFORMS = {
-    "debian12": {
-        "label": "Debian 12",
-        "family": "apt",
-        "cuda_repository": "debian12",
-        "cuda_repository_key": "3bf863cc.pub",
-        # Debian's archive carries R470 as nvidia-tesla-470-* and R535 as nvidia-tesla-535-*,
-        # proprietary only; nothing >= 570 (DEBARC).
-        "archive_branches": {"470": (PROPRIETARY,), "535": (PROPRIETARY,)},
-        "apt_components": ["main", "contrib", "non-free", "non-free-firmware"],
-        "initramfs_command": ["update-initramfs", "-u"],
-        "dkms_signing_key": "/var/lib/dkms/mok.pub",
-    },
-    "ubuntu2404": {
-        "label": "Ubuntu 24.04",
-        "family": "apt",
-        "cuda_repository": "ubuntu2404",
-        "cuda_repository_key": "3bf863cc.pub",
-        # Canonical's restricted component: 470-server and the newer -server[-open] branches (UBARC).
-        "archive_branches": None,
-        "apt_components": None,
-        "initramfs_command": ["update-initramfs", "-u"],
-        "dkms_signing_key": "/var/lib/shim-signed/mok/MOK.der",
-    },
-    "el8": {
-        "label": "Rocky Linux 8",
-        "family": "dnf",
-        "cuda_repository": "rhel8",
-        "cuda_repository_key": "D42D0685.pub",
-        "archive_branches": {},
-        "apt_components": None,
-        "initramfs_command": ["dracut", "--force"],
-        "dkms_signing_key": "/var/lib/dkms/mok.pub",
-    },
-}
-
-_EL8_DISTRIBUTIONS = ("Rocky", "AlmaLinux", "RedHat", "OracleLinux", "CentOS")
-
 # Package names that carry a driver branch: nvidia-tesla-470-smi, nvidia-headless-580-server-open,
 # libnvidia-compute-570, nvidia-driver:570-open... (branches are three digits from 390 on).
 _BRANCH_IN_NAME = re.compile(r"(?:^|[-:])((?:3[9]\d)|(?:[4-9]\d\d))(?=$|[-.:])")
+# Driver packages whose names carry no branch: NVIDIA's Debian repository names them this way,
+# so only their version tells the branch.
+_DRIVER_PACKAGE_PREFIXES = ("nvidia", "libnvidia", "libcuda", "cuda-drivers")
+# Helpers versioned on their own in the distributions (Debian's nvidia-persistenced is 525.x
+# beside nvidia-tesla-470): their versions say nothing about the driver branch.
+_VERSIONED_APART = ("nvidia-modprobe", "nvidia-persistenced", "nvidia-settings", "nvidia-xconfig",
+                    "nvidia-support", "nvidia-kernel-common", "glx-alternative-nvidia", "nvidia-installer-cleanup")
+# Versions of driver packages start with the branch; anything below R390 is no driver version
+# (the container toolkit's libnvidia-container1 is 1.17.x).
+_OLDEST_BRANCH = 390
 
 
 class DriverPlanError(ValueError):
     """A request the GPUs, the distribution or the packages cannot satisfy; the text is one sentence."""
-
-
-def platform_key(distribution, major_version, architecture="x86_64"):
-    """Platform key ("debian12", "ubuntu2404", "el8") for gathered facts, or raise DriverPlanError."""
-    major = str(major_version)
-    if architecture not in _CUDA_REPOSITORY_ARCH:
-        raise DriverPlanError(
-            "The nvidia_driver role supports x86_64 and aarch64 hosts, not %s: run it on a supported host." % architecture)
-    if distribution == "Debian" and major == "12":
-        return "debian12"
-    if distribution == "Ubuntu" and major == "24":
-        return "ubuntu2404"
-    if distribution in _EL8_DISTRIBUTIONS and major == "8":
-        return "el8"
-    raise DriverPlanError(
-        "The nvidia_driver role supports Rocky Linux 8, Ubuntu 24.04 and Debian 12, not %s %s: "
-        "run it on one of those or install the driver yourself." % (distribution, major))
 
 
 def branch_of(version):
@@ -155,11 +108,11 @@ def choose_driver(gpu_host, branch=None, flavor=None):
     chosen_branch = str(branch) if branch not in (None, "") else gpu_host.get("default_driver_branch")
     if not re.match(r"^\d{3}$", str(chosen_branch)):
         raise DriverPlanError(
-            "nvidia_driver_branch must be a driver branch such as 470, 570 or 580, not %r." % (chosen_branch,))
+            "gpufleet_plan.driver_branch must be a driver branch such as 470, 570 or 580, not %r." % (chosen_branch,))
     if not _in_interval(chosen_branch, low, high):
         raise DriverPlanError(
             "Driver branch %s cannot drive this host's GPUs (%s), which need branch %s: "
-            "set nvidia_driver_branch within that range or leave it unset."
+            "set gpufleet_plan.driver_branch within that range or leave it unset."
             % (chosen_branch, ", ".join(gpu_host.get("architectures") or []), _interval_text(low, high)))
     if flavor in (None, ""):
         if len(allowed) == 1:
@@ -173,13 +126,14 @@ def choose_driver(gpu_host, branch=None, flavor=None):
     if chosen_flavor not in allowed:
         raise DriverPlanError(
             "The %s kernel modules cannot drive this host's GPUs (%s), which need the %s modules: "
-            "set nvidia_driver_kernel_module_flavor to %s or leave it unset."
+            "set gpufleet_plan.kernel_module_flavor to %s or leave it unset."
             % (chosen_flavor, ", ".join(gpu_host.get("architectures") or []), allowed[0], allowed[0]))
     if chosen_flavor == OPEN and version_key(chosen_branch) < version_key(OPEN_MODULES_MIN_BRANCH):
         raise DriverPlanError(
             "Open kernel modules exist from branch %s on, not in branch %s: pick a newer branch or the proprietary modules."
             % (OPEN_MODULES_MIN_BRANCH, chosen_branch))
-    return {"branch": chosen_branch, "flavor": chosen_flavor, "pinned": branch not in (None, "")}
+    return {"branch": chosen_branch, "flavor": chosen_flavor, "pinned": branch not in (None, ""),
+            "flavor_pinned": flavor not in (None, "")}
 
 
 def loaded_driver_suitable(gpu_host, choice):
@@ -191,7 +145,9 @@ def loaded_driver_suitable(gpu_host, choice):
     loaded_branch = gpu_host.get("driver_branch") or branch_of(gpu_host.get("driver_version"))
     if loaded_branch is None:
         return False
-    if gpu_host.get("loaded_kernel_module_flavor") not in (None, choice["flavor"]):
+    loaded_flavor = gpu_host.get("loaded_kernel_module_flavor")
+    # Unpinned, any flavor that drives the GPUs may stay; driver_fits_gpus already holds it to them.
+    if choice["flavor_pinned"] and loaded_flavor not in (None, choice["flavor"]):
         return False
     if choice["pinned"]:
         return loaded_branch == choice["branch"]
@@ -255,7 +211,7 @@ def driver_install(platform, branch, flavor, source=None):
     if data["family"] == "dnf":
         if source == DISTRIBUTION:
             raise DriverPlanError(
-                "%s has no NVIDIA driver in its own repositories: leave nvidia_driver_source unset or set it to cuda."
+                "%s has no NVIDIA driver in its own repositories: leave gpufleet_plan.driver_source unset or set it to cuda."
                 % data["label"])
         chosen = CUDA
     elif platform == "ubuntu2404":
@@ -264,65 +220,56 @@ def driver_install(platform, branch, flavor, source=None):
             raise DriverPlanError("Branch 470 has no open kernel modules: use the proprietary modules.")
         if chosen == CUDA and branch == "470":
             raise DriverPlanError(
-                "NVIDIA's CUDA repository for Ubuntu 24.04 has no branch 470: set nvidia_driver_source to distribution.")
+                "NVIDIA's CUDA repository for Ubuntu 24.04 has no branch 470: set gpufleet_plan.driver_source to distribution.")
     else:
         carried = data["archive_branches"].get(branch, ())
         in_archive = flavor in carried
         if source == DISTRIBUTION and not in_archive:
             raise DriverPlanError(
                 "%s's archive does not carry branch %s with %s kernel modules (it has %s): "
-                "set nvidia_driver_source to cuda or leave it unset."
+                "set gpufleet_plan.driver_source to cuda or leave it unset."
                 % (data["label"], branch, flavor, ", ".join(
                     "%s %s" % (b, "/".join(f)) for b, f in sorted(data["archive_branches"].items()))))
         if source == CUDA and branch == "470":
             raise DriverPlanError(
-                "NVIDIA's CUDA repository for %s has no branch 470: leave nvidia_driver_source unset." % data["label"])
+                "NVIDIA's CUDA repository for %s has no branch 470: leave gpufleet_plan.driver_source unset." % data["label"])
         chosen = source or (DISTRIBUTION if in_archive else CUDA)
     install = _dnf_packages(branch, flavor) if data["family"] == "dnf" else _apt_packages(platform, branch, flavor, chosen)
     install.setdefault("module_stream", None)
     install.setdefault("module_profile", None)
     install["source"] = chosen
-    install["cuda_repository"] = data["cuda_repository"] if chosen == CUDA else None
     install["apt_components"] = data["apt_components"] if chosen == DISTRIBUTION else None
     return install
 
 
-def plan(gpu_host, distribution, major_version, architecture="x86_64", kernel=None, branch=None,
-         flavor=None, source=None):
-    """Everything the nvidia_driver role decides, as one dict; errors as {"error": sentence}."""
-    try:
-        platform = platform_key(distribution, major_version, architecture)
-        choice = choose_driver(gpu_host, branch, flavor)
-    except DriverPlanError as exc:
-        return {"error": str(exc)}
+def plan(gpu_host, platform, kernel=None, branch=None, flavor=None, source=None):
+    """Everything the nvidia_driver role applies, as one dict; raises DriverPlanError with one sentence.
+
+    action: "none" (no GPU), "keep" (the loaded driver suits the GPUs and nothing is pinned
+    otherwise) or "install" (packages of the chosen branch and flavor, from source).
+    """
     data = PLATFORMS[platform]
     result = {
-        "error": None,
-        "platform": platform,
-        "platform_label": data["label"],
-        "family": data["family"],
         "action": "none",
         "branch": None,
         "flavor": None,
         "pinned": False,
         "kepler": "kepler" in (gpu_host or {}).get("architectures", []),
+        "family": data["family"],
         "initramfs_command": data["initramfs_command"],
         "dkms_signing_key": data["dkms_signing_key"],
-        "cuda_repository_arch": _CUDA_REPOSITORY_ARCH[architecture],
-        "cuda_repository_key": data["cuda_repository_key"],
     }
+    choice = choose_driver(gpu_host, branch, flavor)
     if choice is None:
         return result
     result.update(choice)
     if loaded_driver_suitable(gpu_host, choice):
-        result["action"] = "keep"
+        # What runs is the loaded driver, which may be newer than the branch the plan would install.
+        result.update(action="keep", branch=gpu_host.get("driver_branch") or branch_of(gpu_host.get("driver_version")),
+                      flavor=gpu_host.get("loaded_kernel_module_flavor") or choice["flavor"])
         return result
-    try:
-        install = driver_install(platform, choice["branch"], choice["flavor"], source)
-    except DriverPlanError as exc:
-        return {"error": str(exc)}
     result["action"] = "install"
-    result.update(install)
+    result.update(driver_install(platform, choice["branch"], choice["flavor"], source))
     result["kernel_packages"] = _kernel_packages(platform, kernel)
     return result
 
@@ -341,14 +288,22 @@ def foreign_branch_packages(packages, branch):
 
     packages: (name, version) pairs, e.g. from `apt-get install --simulate`. A name carrying a
     different branch (nvidia-headless-580-server when 535 was asked: Canonical's transitional
-    packages) or a driver package whose version is of another branch is foreign. Helper packages
-    with branch-like versions but no branch in the name (nvidia-modprobe, nvidia-persistenced from
-    the distribution) are not.
+    packages) is foreign, and so is a driver package without a branch in its name whose version is
+    of another branch (nvidia-kernel-open-dkms 580.65.06 when 570 was asked). Helpers versioned
+    apart from the driver (nvidia-modprobe, nvidia-persistenced) are not.
     """
     foreign = []
     for name, version in packages:
+        if not name.startswith(_DRIVER_PACKAGE_PREFIXES):
+            continue
         match = _BRANCH_IN_NAME.search(name)
-        if match and match.group(1) != str(branch) and name.startswith(("nvidia", "libnvidia", "cuda-drivers")):
+        if match:
+            other = match.group(1) != str(branch)
+        else:
+            version_branch = branch_of(version)
+            other = (name not in _VERSIONED_APART and version_branch is not None
+                     and int(version_branch) >= _OLDEST_BRANCH and version_branch != str(branch))
+        if other:
             foreign.append("%s %s" % (name, version) if version else name)
     return foreign
 
@@ -371,10 +326,3 @@ def secure_boot_enabled(efivar_bytes):
     if efivar_bytes is None or len(efivar_bytes) < 5:
         return False
     return bytearray(efivar_bytes)[4] == 1
-
-
-def reboot_needed(installed_version, loaded_version):
-    """A reboot is needed when the installed driver is not the loaded one."""
-    if installed_version is None:
-        return False
-    return upstream_version(installed_version) != loaded_version

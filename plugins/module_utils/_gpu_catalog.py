@@ -156,7 +156,7 @@ _GPU_ROWS = {
     "0x2337": ("GH100", "H100 SXM5 64GB", 65536),
     "0x2338": ("GH100", "H100 SXM5 96GB", 98304),
     "0x2339": ("GH100", "H100 SXM5 94GB", 96256),
-    "0x2335": ("GH100", "H200 SXM 141GB", 144384),
+    "0x2335": ("GH100", "H200 SXM 141GB", 143771),  # NVML, observed on the project's H200 machine (driver 580.159.04)
     "0x233b": ("GH100", "H200 NVL", 144384),  # 141 GB board
     # Blackwell
     "0x2901": ("GB100", "B200", None),
@@ -191,7 +191,7 @@ CUDA_MIN_DRIVER = (
 
 # Kepler's last branch is R470; everything else the collection installs by default on R570, the
 # first branch that drives Blackwell (see ARCHITECTURES).
-_KEPLER_DEFAULT_BRANCH = "470"
+_KEPLER_DEFAULT_BRANCH = ARCHITECTURES["kepler"]["branch_max"]
 _DEFAULT_BRANCH = "570"
 
 
@@ -348,11 +348,6 @@ def catalog_entry(device_id):
         "compute_capability": info["compute_capability"],
         "memory_mib": memory_mib,
     }
-
-
-def known_device_ids():
-    """Sorted device ids of the catalog table."""
-    return sorted(_GPU_ROWS)
 
 
 def resolve_device(device_id, pci_ids_name=None):

@@ -255,7 +255,8 @@ def query_nvml(pynvml):
 
     Returns {"available": bool, "error": str|None, "driver_version", "cuda_driver_version",
     "gpus": [...], "device_errors": [...]}. pynvml None means the Python binding is missing. Errors
-    (library missing, driver not loaded) never raise; nvmlShutdown runs whenever init succeeded.
+    (library missing, driver not loaded, a function the binding is too old to have) never raise;
+    nvmlShutdown runs whenever init succeeded.
     """
     result = {
         "available": False,
@@ -277,11 +278,10 @@ def query_nvml(pynvml):
         return result
     try:
         result["available"] = True
-        result["driver_version"] = _call(result, errors, "driver version", pynvml.nvmlSystemGetDriverVersion)
-        result["driver_version"] = _text(result["driver_version"])
+        result["driver_version"] = _text(_call(result, errors, "driver version", pynvml, "nvmlSystemGetDriverVersion"))
         result["cuda_driver_version"] = cuda_version_from_int(
-            _call(result, errors, "CUDA driver version", pynvml.nvmlSystemGetCudaDriverVersion))
-        count = _call(result, errors, "device count", pynvml.nvmlDeviceGetCount) or 0
+            _call(result, errors, "CUDA driver version", pynvml, "nvmlSystemGetCudaDriverVersion"))
+        count = _call(result, errors, "device count", pynvml, "nvmlDeviceGetCount") or 0
         for index in range(int(count)):
             gpu = _query_nvml_device(pynvml, errors, result, index)
             if gpu is not None:
@@ -294,31 +294,35 @@ def query_nvml(pynvml):
     return result
 
 
-def _call(result, errors, what, function, *args):
+def _call(result, errors, what, pynvml, name, *args):
+    """pynvml.<name>(*args), or None with the error noted under ``what`` in result["device_errors"].
+
+    The function is looked up inside the guard: a binding older than the function lacks it, and
+    that must cost this one answer, not the whole query.
+    """
     try:
-        return function(*args)
+        return getattr(pynvml, name)(*args)
     except errors as exc:
         result["device_errors"].append("%s: %s" % (what, exc))
         return None
 
 
 def _query_nvml_device(pynvml, errors, result, index):
-    handle = _call(result, errors, "GPU %d handle" % index, pynvml.nvmlDeviceGetHandleByIndex, index)
+    handle = _call(result, errors, "GPU %d handle" % index, pynvml, "nvmlDeviceGetHandleByIndex", index)
     if handle is None:
         return None
-    pci = _call(result, errors, "GPU %d PCI info" % index, pynvml.nvmlDeviceGetPciInfo, handle)
+    pci = _call(result, errors, "GPU %d PCI info" % index, pynvml, "nvmlDeviceGetPciInfo", handle)
     if pci is None:
         return None
-    memory = _call(result, errors, "GPU %d memory" % index, pynvml.nvmlDeviceGetMemoryInfo, handle)
-    capability = _call(result, errors, "GPU %d compute capability" % index,
-                       pynvml.nvmlDeviceGetCudaComputeCapability, handle)
+    memory = _call(result, errors, "GPU %d memory" % index, pynvml, "nvmlDeviceGetMemoryInfo", handle)
+    capability = _call(result, errors, "GPU %d compute capability" % index, pynvml, "nvmlDeviceGetCudaComputeCapability", handle)
     total = getattr(memory, "total", None)
     return {
         "pci_bus_id": normalize_bus_id(getattr(pci, "busId", None)),
         "pci_device_id": normalize_device_id(getattr(pci, "pciDeviceId", None)),
-        "name": _text(_call(result, errors, "GPU %d name" % index, pynvml.nvmlDeviceGetName, handle)),
+        "name": _text(_call(result, errors, "GPU %d name" % index, pynvml, "nvmlDeviceGetName", handle)),
         "memory_mib": int(total) // _MIB if total is not None else None,
-        "uuid": _text(_call(result, errors, "GPU %d UUID" % index, pynvml.nvmlDeviceGetUUID, handle)),
+        "uuid": _text(_call(result, errors, "GPU %d UUID" % index, pynvml, "nvmlDeviceGetUUID", handle)),
         "compute_capability": "%d.%d" % tuple(capability) if capability else None,
     }
 
@@ -330,7 +334,7 @@ def _first(layers, key):
     return None
 
 
-def merge_gpus(sysfs_gpus=None, smi_gpus=None, nvml_gpus=None, pci_ids=None):
+def merge_gpus(sysfs_gpus=None, *, smi_gpus=None, nvml_gpus=None, pci_ids=None):
     """One entry per GPU, sorted by pci_bus_id, merged from the three layers.
 
     Per field the richest layer that knows it wins (NVML, then nvidia-smi, then sysfs + catalog +
@@ -448,7 +452,7 @@ def driver_constraints(gpus):
     return flavor_label(flavors), branch_min, branch_max, compatible, problems
 
 
-def summarize_host(gpus, driver_loaded=False, driver_version=None, cuda_driver_version=None,
+def summarize_host(gpus, *, driver_loaded=False, driver_version=None, cuda_driver_version=None,
                    loaded_kernel_module_flavor=None, detection=None):
     """The ``gpufleet_gpu_host`` fact for merged GPU entries and what the driver layers said."""
     flavor, branch_min, branch_max, compatible, problems = driver_constraints(gpus)
@@ -485,7 +489,7 @@ def summarize_host(gpus, driver_loaded=False, driver_version=None, cuda_driver_v
     }
 
 
-def build_facts(sysfs_gpus, pci_ids=None, nvml=None, smi_gpus=None, module_version=None,
+def build_facts(sysfs_gpus, *, pci_ids=None, nvml=None, smi_gpus=None, module_version=None,
                 proc_version_text=None, nvidia_module_loaded=False, detection=None):
     """Both facts of the gpu_facts module from what each layer returned.
 
@@ -494,7 +498,7 @@ def build_facts(sysfs_gpus, pci_ids=None, nvml=None, smi_gpus=None, module_versi
     proc_version_text the text of /proc/driver/nvidia/version.
     """
     nvml_ok = bool(nvml and nvml.get("available"))
-    gpus = merge_gpus(sysfs_gpus, smi_gpus, nvml["gpus"] if nvml_ok else None, pci_ids)
+    gpus = merge_gpus(sysfs_gpus, smi_gpus=smi_gpus, nvml_gpus=nvml["gpus"] if nvml_ok else None, pci_ids=pci_ids)
     proc = parse_proc_driver_version(proc_version_text)
     smi_driver = None
     for gpu in smi_gpus or []:

@@ -32,8 +32,6 @@ PARALLELISM_BUILD_ARGS = frozenset(("MAX_JOBS", "NVCC_THREADS", "CMAKE_BUILD_PAR
 _URL_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/@]*@")
 _CHUNK = 1024 * 1024
 
-ACTIONS = ("present", "pulled", "built")
-
 
 class RecipeError(Exception):
     """Bad input for an image recipe; the message is one sentence saying what is wrong and what to do."""

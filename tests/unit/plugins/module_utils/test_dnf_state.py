@@ -117,7 +117,8 @@ ALL_INSTALLED = dict((name, VERSION) for name in DRIVER)
 
 
 def plan(state_text, stream="nvidia-driver:570-open", profile="default", installed=None, missing=(), locked=(), lock=True):
-    return plan_changes(parse_module_state(state_text), stream, profile, dict(installed or {}), list(missing), set(locked), lock)
+    return plan_changes(stream_state=parse_module_state(state_text), wanted_stream=stream, wanted_profile=profile,
+                        installed=dict(installed or {}), missing=list(missing), locked=set(locked), lock=lock)
 
 
 def test_plan_fresh_host():
@@ -214,9 +215,17 @@ def test_plan_lock_false_never_locks():
 
 
 def test_plan_packages_without_stream():
-    actions = plan_changes(None, None, "default", {"dkms": "0:3.2.1-1.el8"}, ["kernel-devel"], set(), False)
+    packages_only = dict(stream_state=None, wanted_stream=None, wanted_profile="default", installed={"dkms": "0:3.2.1-1.el8"},
+                         locked=set(), lock=False)
+    actions = plan_changes(missing=["kernel-devel"], **packages_only)
     assert commands(actions) == [["dnf", "-y", "install", "kernel-devel"]]
-    assert plan_changes(None, None, "default", {"dkms": "0:3.2.1-1.el8"}, [], set(), False) == []
+    assert plan_changes(missing=[], **packages_only) == []
+
+
+def test_plan_changes_takes_keywords_only():
+    # Seven inputs, three of them lists of names: a positional call would mix them up unnoticed.
+    with pytest.raises(TypeError):
+        plan_changes(None, None, "default", {}, [], set(), False)
 
 
 def test_commands_use_the_given_dnf_path():

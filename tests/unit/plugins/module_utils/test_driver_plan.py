@@ -15,8 +15,6 @@ from ansible_collections.gpufleet.vllm.plugins.module_utils._driver_plan import 
     loaded_driver_suitable,
     parse_apt_simulation,
     plan,
-    platform_key,
-    reboot_needed,
     secure_boot_enabled,
     upstream_version,
 )
@@ -42,28 +40,6 @@ MIXED = dict(host(["blackwell", "kepler"], None, "570", "470", "470", count=2), 
              problems=["Tesla K80 (0000:05:00.0) needs proprietary kernel modules of branch <= 470 while "
                        "GeForce RTX 5090 (0000:09:00.0) needs open kernel modules of branch >= 570: move one card."])
 NO_GPU = host([], None, None, None, None, count=0)
-
-
-@pytest.mark.parametrize("distribution, major, expected", [
-    ("Debian", "12", "debian12"),
-    ("Ubuntu", "24", "ubuntu2404"),
-    ("Rocky", "8", "el8"),
-    ("AlmaLinux", "8", "el8"),
-    ("RedHat", "8", "el8"),
-])
-def test_platform_key_supported(distribution, major, expected):
-    assert platform_key(distribution, major) == expected
-
-
-@pytest.mark.parametrize("distribution, major, arch, words", [
-    ("Debian", "11", "x86_64", "not Debian 11"),
-    ("Ubuntu", "22", "x86_64", "not Ubuntu 22"),
-    ("Rocky", "9", "x86_64", "not Rocky 9"),
-    ("Debian", "12", "ppc64le", "not ppc64le"),
-])
-def test_platform_key_refuses(distribution, major, arch, words):
-    with pytest.raises(DriverPlanError, match=words):
-        platform_key(distribution, major, arch)
 
 
 @pytest.mark.parametrize("gpu_host, branch, flavor, expected", [
@@ -97,9 +73,10 @@ def test_choose_driver_refuses(gpu_host, branch, flavor, words):
 
 def test_no_gpu_needs_no_driver():
     assert choose_driver(NO_GPU) is None
-    result = plan(NO_GPU, "Debian", "12")
-    assert result["error"] is None
+    result = plan(NO_GPU, "debian12", kernel="6.1.0-40-amd64", branch="580")
     assert result["action"] == "none"
+    assert (result["branch"], result["flavor"]) == (None, None)
+    assert "packages" not in result
 
 
 @pytest.mark.parametrize("gpu_host, branch, flavor, suitable", [
@@ -116,14 +93,27 @@ def test_loaded_driver_suitable(gpu_host, branch, flavor, suitable):
 
 
 def test_plan_keeps_the_loaded_h100_driver():
-    result = plan(H100_580, "Ubuntu", "24", kernel="6.8.0-85-generic")
-    assert result["error"] is None
+    result = plan(H100_580, "ubuntu2404", kernel="6.8.0-85-generic")
     assert result["action"] == "keep"
+    # The branch that runs is the loaded 580, not the 570 the plan would install.
+    assert (result["branch"], result["flavor"]) == ("580", "open")
     assert "packages" not in result
+    assert "kernel_packages" not in result
+
+
+def test_plan_keeps_the_loaded_driver_when_pinned_to_its_branch():
+    result = plan(H100_580, "ubuntu2404", branch="580")
+    assert (result["action"], result["branch"], result["pinned"]) == ("keep", "580", True)
+
+
+def test_plan_replaces_the_loaded_driver_pinned_elsewhere():
+    result = plan(H100_580, "ubuntu2404", kernel="6.8.0-85-generic", branch="570")
+    assert (result["action"], result["branch"], result["flavor"]) == ("install", "570", "open")
+    assert result["packages"] == ["nvidia-headless-570-server-open", "nvidia-utils-570-server"]
 
 
 def test_plan_k80_debian_uses_tesla_470_packages():
-    result = plan(K80, "Debian", "12", kernel="6.1.0-40-amd64")
+    result = plan(K80, "debian12", kernel="6.1.0-40-amd64")
     assert result["action"] == "install"
     assert result["source"] == "distribution"
     assert result["packages"] == [
@@ -138,10 +128,9 @@ def test_plan_k80_debian_uses_tesla_470_packages():
 
 
 def test_plan_rtx5090_debian_uses_cuda_repository_pinned_to_570():
-    result = plan(RTX5090, "Debian", "12")
+    result = plan(RTX5090, "debian12")
     assert result["source"] == "cuda"
-    assert result["cuda_repository"] == "debian12"
-    assert result["cuda_repository_key"] == "3bf863cc.pub"
+    assert result["apt_components"] is None
     assert result["packages"] == ["nvidia-driver-cuda", "nvidia-kernel-open-dkms", "nvidia-persistenced",
                                   "nvidia-modprobe"]
     assert result["apt_pin"] == {"packages": result["packages"], "version": "570.*"}
@@ -184,7 +173,6 @@ def test_ubuntu_canonical_packages_are_held_with_their_dkms_package():
 def test_driver_install_el8_uses_a_locked_stream(branch, flavor, stream, kmod):
     install = driver_install("el8", branch, flavor)
     assert install["source"] == "cuda"
-    assert install["cuda_repository"] == "rhel8"
     assert install["module_stream"] == stream
     assert install["module_profile"] == "default"
     assert "latest" not in install["module_stream"]
@@ -192,12 +180,13 @@ def test_driver_install_el8_uses_a_locked_stream(branch, flavor, stream, kmod):
     assert install["hold"] == install["packages"]
 
 
-def test_plan_el8_names_kernel_devel_and_key():
-    result = plan(K80, "Rocky", "8", kernel="4.18.0-553.el8_10.x86_64")
+def test_plan_el8_names_kernel_devel_and_dracut():
+    result = plan(K80, "el8", kernel="4.18.0-553.el8_10.x86_64")
     assert result["kernel_packages"] == ["kernel-devel-4.18.0-553.el8_10.x86_64",
                                          "kernel-headers-4.18.0-553.el8_10.x86_64"]
-    assert result["cuda_repository_key"] == "D42D0685.pub"
+    assert result["module_stream"] == "nvidia-driver:470-dkms"
     assert result["initramfs_command"] == ["dracut", "--force"]
+    assert result["family"] == "dnf"
 
 
 @pytest.mark.parametrize("platform, branch, flavor, source, words", [
@@ -216,14 +205,17 @@ def test_driver_install_refuses(platform, branch, flavor, source, words):
     (RTX5090, {"flavor": "proprietary"}, "proprietary kernel modules cannot drive"),
     (MIXED, {}, "move one card"),
 ])
-def test_plan_reports_errors_as_one_sentence(gpu_host, kwargs, words):
-    result = plan(gpu_host, "Debian", "12", **kwargs)
-    assert words in result["error"]
-    assert result["error"].count(". ") == 0 or result["error"].endswith(".")
+def test_plan_raises_one_sentence(gpu_host, kwargs, words):
+    with pytest.raises(DriverPlanError) as caught:
+        plan(gpu_host, "debian12", **kwargs)
+    message = str(caught.value)
+    assert words in message
+    assert message.endswith(".") and ". " not in message
 
 
-def test_plan_reports_unsupported_platform():
-    assert "not CentOS 7" in plan(K80, "CentOS", "7")["error"]
+def test_plan_raises_when_the_source_cannot_deliver():
+    with pytest.raises(DriverPlanError, match="CUDA repository for Debian 12 has no branch 470"):
+        plan(K80, "debian12", source="cuda")
 
 
 APT_SIMULATION = """NOTE: This is only a simulation!
@@ -254,6 +246,16 @@ def test_parse_apt_simulation():
     ([("libnvidia-compute-580", "580.95.05-0ubuntu1")], "570", ["libnvidia-compute-580 580.95.05-0ubuntu1"]),
     ([("linux-headers-6.8.0-85-generic", "6.8.0-85.85")], "570", []),
     ([("nvidia-open-570", "570.195.03-1")], "570", []),
+    # NVIDIA's Debian repository names no branch: the version tells it.
+    ([("nvidia-kernel-open-dkms", "580.65.06-1"), ("nvidia-driver-cuda", "580.65.06-1")], "570",
+     ["nvidia-kernel-open-dkms 580.65.06-1", "nvidia-driver-cuda 580.65.06-1"]),
+    ([("nvidia-kernel-open-dkms", "570.195.03-1"), ("libcuda1", "570.195.03-1")], "570", []),
+    ([("libnvidia-ml1", "1:580.65.06-1")], "570", ["libnvidia-ml1 1:580.65.06-1"]),
+    # Helpers versioned apart from the driver, and the container toolkit, say nothing about the branch.
+    ([("nvidia-persistenced", "525.85.05-1"), ("nvidia-tesla-470-kernel-dkms", "470.256.02-1~deb12u1")], "470", []),
+    ([("nvidia-modprobe", "580.65.06-1")], "570", []),
+    ([("libnvidia-container1", "1.17.8-1"), ("nvidia-container-toolkit", "1.17.8-1")], "570", []),
+    ([("nvidia-kernel-open-dkms", None)], "570", []),
 ])
 def test_foreign_branch_packages(packages, branch, expected):
     assert foreign_branch_packages(packages, branch) == expected
@@ -278,13 +280,3 @@ def test_versions(version, upstream, branch):
 ])
 def test_secure_boot_enabled(raw, enabled):
     assert secure_boot_enabled(raw) is enabled
-
-
-@pytest.mark.parametrize("installed, loaded, needed", [
-    ("470.256.02-1~deb12u1", "470.256.02", False),
-    ("470.256.02-1~deb12u1", None, True),
-    ("570.195.03-1", "570.172.08", True),
-    (None, "580.95.05", False),
-])
-def test_reboot_needed(installed, loaded, needed):
-    assert reboot_needed(installed, loaded) is needed

@@ -4,9 +4,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ansible_collections.gpufleet.vllm.plugins.module_utils import _gpu_catalog as catalog
+
+from conftest import fixture_path
 
 
 @pytest.mark.parametrize("device_id, name, chip, architecture, cc, memory", [
@@ -28,7 +32,7 @@ from ansible_collections.gpufleet.vllm.plugins.module_utils import _gpu_catalog 
     ("0x26b9", "L40S", "AD102", "ada", "8.9", 49152),
     ("0x2330", "H100 SXM5 80GB", "GH100", "hopper", "9.0", 81559),
     ("0x2331", "H100 PCIe", "GH100", "hopper", "9.0", 81920),
-    ("0x2335", "H200 SXM 141GB", "GH100", "hopper", "9.0", 144384),
+    ("0x2335", "H200 SXM 141GB", "GH100", "hopper", "9.0", 143771),
     ("0x2901", "B200", "GB100", "blackwell", "10.0", None),
     ("0x2204", "GeForce RTX 3090", "GA102", "ampere", "8.6", 24576),
     ("0x2684", "GeForce RTX 4090", "AD102", "ada", "8.9", 24576),
@@ -59,8 +63,17 @@ def test_required_id_families_are_listed(ids, architecture, cc):
         [(architecture, cc)] * len(ids)
 
 
+@pytest.mark.parametrize("device_id, host", [("0x2330", "h100"), ("0x2335", "h200")])
+def test_rows_marked_nvml_hold_what_nvml_reported_on_the_recorded_host(device_id, host):
+    # Before a driver is loaded the catalog is all gpu_facts knows; it must give what NVML gives after.
+    with open(fixture_path(host, "raw.json")) as handle:
+        recorded = [gpu for gpu in json.load(handle)["nvml"]["gpus"] if gpu["pci_device_id"] == device_id]
+    assert recorded
+    assert [catalog.catalog_entry(device_id)["memory_mib"]] * len(recorded) == [gpu["memory_mib"] for gpu in recorded]
+
+
 def test_every_catalog_row_resolves_through_its_chip():
-    unresolved = [i for i in catalog.known_device_ids()
+    unresolved = [i for i in sorted(catalog._GPU_ROWS)
                   if catalog.catalog_entry(i)["architecture"] == "unknown" or catalog.catalog_entry(i)["compute_capability"] is None]
     assert unresolved == []
 

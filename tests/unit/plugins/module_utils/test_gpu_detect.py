@@ -250,6 +250,45 @@ def test_query_nvml_device_errors_do_not_stop_the_others(fake_nvml):
     assert nvml.calls[-1] == "nvmlShutdown"
 
 
+
+def older_binding(fake_nvml, lacking, **answers):
+    """A FakeNvml as a pynvml release that predates the function named lacking would answer."""
+
+    class OlderBinding(fake_nvml):
+        def __getattribute__(self, name):
+            if name == lacking:
+                raise AttributeError("module 'pynvml' has no attribute %r" % name)
+            return super().__getattribute__(name)
+
+    return OlderBinding(**answers)
+
+
+def test_query_nvml_missing_system_function_costs_only_its_field(fake_nvml):
+    nvml = older_binding(fake_nvml, "nvmlSystemGetCudaDriverVersion", devices=[fake_nvml.A40], driver_version="570.124.06")
+    result = detect.query_nvml(nvml)
+    assert (result["available"], result["driver_version"], result["cuda_driver_version"]) == (True, "570.124.06", None)
+    assert [gpu["name"] for gpu in result["gpus"]] == ["NVIDIA A40"]
+    assert result["device_errors"] == ["CUDA driver version: module 'pynvml' has no attribute 'nvmlSystemGetCudaDriverVersion'"]
+    assert nvml.calls == ["nvmlInit", "nvmlShutdown"]
+
+
+def test_query_nvml_missing_device_function_costs_only_its_field(fake_nvml):
+    result = detect.query_nvml(older_binding(fake_nvml, "nvmlDeviceGetCudaComputeCapability", devices=fake_nvml.K80))
+    assert [(gpu["pci_bus_id"], gpu["memory_mib"], gpu["compute_capability"]) for gpu in result["gpus"]] == [
+        ("0000:05:00.0", 11441, None), ("0000:06:00.0", 11441, None)]
+    assert result["device_errors"] == [
+        "GPU %d compute capability: module 'pynvml' has no attribute 'nvmlDeviceGetCudaComputeCapability'" % index for index in (0, 1)]
+
+
+def test_query_nvml_missing_handle_function_leaves_the_gpus_to_the_other_layers(fake_nvml):
+    nvml = older_binding(fake_nvml, "nvmlDeviceGetHandleByIndex", devices=fake_nvml.K80)
+    result = detect.query_nvml(nvml)
+    assert (result["available"], result["gpus"]) == (True, [])
+    assert result["device_errors"] == [
+        "GPU %d handle: module 'pynvml' has no attribute 'nvmlDeviceGetHandleByIndex'" % index for index in (0, 1)]
+    assert nvml.calls == ["nvmlInit", "nvmlShutdown"]
+
+
 # --- merge ---------------------------------------------------------------------------------------
 
 def test_merge_sysfs_only_k80(make_host):

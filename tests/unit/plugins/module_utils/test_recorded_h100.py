@@ -72,6 +72,6 @@ def test_recorded_h100_is_a_hopper_on_an_open_580_driver():
 @pytest.mark.parametrize("index, model", [(0, "TinyLlama/TinyLlama-1.1B-Chat-v1.0"), (1, "meta-llama/Llama-3.1-8B-Instruct")])
 def test_plans_on_the_recorded_facts_match_the_recorded_plans(index, model):
     facts = RECORDED["all_layers"]
-    plan = _vllm_plan.plan_deployment(facts["gpufleet_gpus"], facts["gpufleet_gpu_host"], model)
+    plan = _vllm_plan.plan_deployment(gpus=facts["gpufleet_gpus"], gpu_host=facts["gpufleet_gpu_host"], model=model)
     assert plan == RECORDED["plans"][index]
     assert plan["image"] == "vllm/vllm-openai:v0.33.0"

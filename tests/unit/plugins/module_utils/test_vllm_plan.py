@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.gpufleet.vllm.plugins.module_utils import _vllm_plan as planner
+from ansible_collections.gpufleet.vllm.plugins.module_utils._gpu_catalog import ARCHITECTURES, branch_max_cuda
 from ansible_collections.gpufleet.vllm.plugins.module_utils._vllm_plan import PlanError, plan_deployment
 
 TINYLLAMA = "TinyLlama/TinyLlama-1.1B-Chat-v1.0"
@@ -83,12 +84,12 @@ PLAN_KEYS = {
 
 
 def plan(gpu_list, gpu_host, model=TINYLLAMA, **options):
-    return plan_deployment(gpu_list, gpu_host, model, **options)
+    return plan_deployment(gpus=gpu_list, gpu_host=gpu_host, model=model, **options)
 
 
 def fails(fragment, gpu_list, gpu_host, model=TINYLLAMA, **options):
     with pytest.raises(PlanError) as caught:
-        plan_deployment(gpu_list, gpu_host, model, **options)
+        plan_deployment(gpus=gpu_list, gpu_host=gpu_host, model=model, **options)
     message = caught.value.message
     assert fragment in message, message
     # One sentence: ends with a period and holds no second sentence start.
@@ -141,13 +142,43 @@ def test_no_driver_on_an_a40_host_plans_branch_570_and_the_cu129_image():
     assert result["env"] == {"NVIDIA_DISABLE_REQUIRE": "1"}
 
 
+def test_driver_cuda_source_labels_the_given_driver_cuda_version():
+    result = plan(gpus(("a40", 1)), NO_DRIVER, driver_cuda_version="13.0", driver_cuda_source="driver branch 580 (planned)")
+    assert (result["driver_cuda_version"], result["driver_cuda_source"]) == ("13.0", "driver branch 580 (planned)")
+    assert result["image"] == "vllm/vllm-openai:v0.33.0"
+
+
+def test_driver_cuda_source_names_the_driver_in_refusals():
+    message = fails("needs driver branch 470", gpus(("k80", 1)), NO_DRIVER, driver_cuda_version="13.0",
+                    driver_cuda_source="driver branch 580 (pinned)")
+    assert "CUDA 13.0 (driver branch 580 (pinned))" in message
+
+
+def test_driver_cuda_source_without_a_version_fails():
+    fails("driver_cuda_source 'driver branch 580 (planned)' labels a driver_cuda_version", gpus(("a40", 1)), HOST_580,
+          driver_cuda_source="driver branch 580 (planned)")
+
+
+def test_plan_deployment_takes_keywords_only():
+    with pytest.raises(TypeError):
+        plan_deployment(gpus(("a40", 1)), HOST_580, TINYLLAMA)
+
+
 def test_loaded_driver_older_than_470_fails():
     gpu_host = dict(HOST_470, driver_version="460.91.03", cuda_driver_version=None)
-    fails("older than 470.42.01", gpus(("k80", 1)), gpu_host)
+    message = fails("The loaded driver 460.91.03 is older than 470.42.01", gpus(("k80", 1)), gpu_host)
+    assert "install driver branch 470" in message
 
 
 def test_invalid_driver_cuda_option_fails():
-    fails("driver_cuda_version", gpus(("a40", 1)), HOST_580, driver_cuda_version="latest")
+    fails("driver_cuda_version 'latest' is not a CUDA version", gpus(("a40", 1)), HOST_580, driver_cuda_version="latest")
+
+
+def test_kepler_branch_and_cuda_come_from_the_gpu_catalog():
+    assert planner.KEPLER_DRIVER_BRANCH == ARCHITECTURES["kepler"]["branch_max"] == "470"
+    assert planner.K80_CUDA_VERSION == branch_max_cuda(planner.KEPLER_DRIVER_BRANCH) == "11.4"
+    assert (planner.BLACKWELL_DRIVER_BRANCH, planner.BLACKWELL_MIN_CUDA) == ("570", "12.8")
+    assert planner.UPSTREAM_BLACKWELL_MIN_BRANCH == "575"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,11 +224,19 @@ def test_k80_tp4_warns_about_the_power_feed():
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_k80_refuses_anything_but_float32(dtype):
-    fails("float32 only", gpus(("k80", 1)), HOST_470, dtype=dtype)
+    message = fails("dtype %s cannot run on Tesla K80 at 0000:01:00.0 (compute capability 3.7)" % dtype, gpus(("k80", 1)), HOST_470, dtype=dtype)
+    assert "variant k80 runs float32 only; set dtype to float32 or auto." in message
 
 
 def test_k80_on_a_cuda_12_driver_fails():
-    fails("branch 470", gpus(("k80", 1)), HOST_470, driver_cuda_version="12.8")
+    message = fails("needs driver branch 470 (CUDA 11.4)", gpus(("k80", 1)), HOST_470, driver_cuda_version="12.8")
+    assert "CUDA 12.8 (option driver_cuda_version)" in message and "Tesla K80" in message
+
+
+def test_k80_on_a_driver_newer_than_branch_470_fails():
+    # CUDA 11.8 needs branch 520, which no longer drives Kepler.
+    message = fails("needs driver branch 470", gpus(("k80", 1)), host("11.8", "520.61.05"))
+    assert "CUDA 11.8 (loaded driver)" in message
 
 
 def test_k80_with_an_older_branch_fails():
@@ -247,7 +286,8 @@ def test_b200_on_570_builds_sm100():
 
 
 def test_blackwell_below_cuda_12_8_fails():
-    fails("branch 570", gpus(("rtx5090", 1)), host("12.4", "550.144.03"))
+    message = fails("branch 570", gpus(("rtx5090", 1)), host("12.4", "550.144.03"))
+    assert "NVIDIA GeForce RTX 5090" in message and "CUDA 12.4 (loaded driver)" in message
 
 
 # ---------------------------------------------------------------------------------------------
@@ -339,6 +379,7 @@ def test_volta_on_cuda_11_fails():
 def test_maxwell_and_pascal_fail_naming_the_gpu_and_the_variant_option(kind):
     message = fails("variant", gpus((kind, 1)), HOST_580)
     assert KINDS[kind][0] in message
+    assert ARCHITECTURES[KINDS[kind][1]]["label"] in message
 
 
 def test_kepler_below_3_7_fails():
@@ -359,7 +400,8 @@ def test_explicit_k80_variant_plans_a_pascal_gpu_with_a_warning():
 
 
 def test_explicit_variant_on_an_unknown_gpu_warns_and_needs_memory():
-    fails("memory size", gpus(("unknown", 1)), HOST_580, variant="upstream")
+    message = fails("memory size", gpus(("unknown", 1)), HOST_580, variant="upstream")
+    assert "NVIDIA Device 9999 at 0000:01:00.0" in message and "memory_mib None" in message
     gpu_list = gpus(("unknown", 1))
     gpu_list[0]["memory_mib"] = 24576
     result = plan(gpu_list, HOST_580, variant="upstream")
@@ -392,18 +434,26 @@ def test_no_gpu_plans_the_cpu_backend():
 
 def test_cpu_allows_bfloat16_but_not_float16():
     assert plan([], NO_DRIVER, dtype="bfloat16")["dtype"] == "bfloat16"
-    fails("float32", [], NO_DRIVER, dtype="float16")
+    fails("dtype float16 cannot run on the cpu variant", [], NO_DRIVER, dtype="float16")
 
 
 def test_cpu_lowers_a_context_that_exceeds_its_kv_cache():
     result = plan([], NO_DRIVER, model=LLAMA31)
     assert result["max_model_len"] == 16384  # 4 GiB / 256 KiB per fp32 token (vllm-facts section 8)
     assert any("lowers max_model_len" in warning for warning in result["warnings"])
-    fails("CPU KV cache", [], NO_DRIVER, model=LLAMA31, max_model_len=32768)
+    fails("max_model_len 32768 of model meta-llama/Llama-3.1-8B-Instruct does not fit in the 4 GiB CPU KV cache", [], NO_DRIVER,
+          model=LLAMA31, max_model_len=32768)
 
 
 def test_cpu_refuses_tensor_parallelism():
-    fails("tensor_parallel_size", [], NO_DRIVER, tensor_parallel_size=2)
+    fails("tensor_parallel_size 2 cannot apply to the cpu variant", [], NO_DRIVER, tensor_parallel_size=2)
+
+
+def test_cpu_refuses_a_model_whose_kv_cache_holds_too_few_tokens():
+    # 16384 layers x 4 KV heads x 64 x 4 bytes x 2 = 32 MiB per token: 128 tokens in 4 GiB.
+    config = dict(planner._model_catalog.MODELS[TINYLLAMA], num_hidden_layers=16384)
+    message = fails("Model x/huge needs more than the 4 GiB CPU KV cache for 256 tokens", [], NO_DRIVER, model="x/huge", model_config=config)
+    assert "use a GPU host" in message
 
 
 def test_explicit_cpu_ignores_gpus_and_their_problems():
@@ -414,7 +464,7 @@ def test_explicit_cpu_ignores_gpus_and_their_problems():
 
 
 def test_gpu_variant_without_gpus_fails():
-    fails("needs NVIDIA GPUs", [], NO_DRIVER, variant="k80")
+    fails("Variant k80 needs NVIDIA GPUs", [], NO_DRIVER, variant="k80")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -441,17 +491,26 @@ def test_explicit_cu128_on_an_a40():
     assert (result["variant"], result["build_args"]["TORCH_CUDA_ARCH_LIST"], result["env"]) == ("cu128", "8.6", {})
 
 
+def test_explicit_cu128_on_gpus_of_unknown_compute_capability_fails():
+    gpu_list = gpus(("unknown", 1))
+    gpu_list[0]["memory_mib"] = 24576
+    message = fails("Variant cu128 compiles for the compute capabilities", gpu_list, HOST_580, variant="cu128")
+    assert "NVIDIA Device 9999 at 0000:01:00.0 (unknown compute capability)" in message
+    assert "gather facts with gpufleet.vllm.gpu_facts while the NVIDIA driver is loaded" in message
+
+
 def test_explicit_k80_on_a40_with_k80_host():
     result = plan(gpus(("k80", 1), ("a40", 1)), HOST_470, variant="k80")
     assert result["build_args"]["TORCH_CUDA_ARCH_LIST"] == "3.7;8.6"
 
 
 def test_kepler_and_blackwell_cannot_share_a_driver():
-    fails("share one driver", gpus(("k80", 1), ("rtx5090", 1)), HOST_470)
+    message = fails("share one driver", gpus(("k80", 1), ("rtx5090", 1)), HOST_470)
+    assert "proprietary kernel modules of branch <= 470" in message and "open kernel modules of branch >= 570" in message
 
 
 def test_invalid_variant_fails():
-    fails("variant", gpus(("a40", 1)), HOST_580, variant="rocm")
+    fails("variant 'rocm' is not one of k80, cu128, upstream, cpu", gpus(("a40", 1)), HOST_580, variant="rocm")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -483,16 +542,15 @@ def test_mixed_turing_and_ampere_use_float16():
 
 def test_bfloat16_below_ampere_fails_suggesting_float16():
     message = fails("set dtype to float16", gpus(("t4", 1)), HOST_580, dtype="bfloat16")
+    assert "dtype bfloat16 cannot run on Tesla T4 at 0000:01:00.0 (compute capability 7.5)" in message
     assert "8.0" in message
 
 
-def test_float16_below_6_0_fails_suggesting_float32():
+def test_float16_of_unknown_compute_capability_fails_suggesting_float32():
     gpu_list = gpus(("unknown", 1))
     gpu_list[0]["memory_mib"] = 16384
-    fails("set dtype to float32", gpu_list, HOST_580, variant="upstream", dtype="float16")
-    least = planner._Gpu(gpus(("m40", 1))[0], 0)
-    with pytest.raises(PlanError, match="set dtype to float32"):
-        planner._choose_dtype("upstream", "float16", [least], least, "llama")
+    message = fails("set dtype to float32", gpu_list, HOST_580, variant="upstream", dtype="float16")
+    assert "dtype float16 cannot run on NVIDIA Device 9999 at 0000:01:00.0 (unknown compute capability)" in message
 
 
 def test_explicit_float32_is_allowed_on_any_gpu():
@@ -506,11 +564,15 @@ GEMMA2 = {"model_type": "gemma2", "num_hidden_layers": 26, "hidden_size": 2304, 
 
 def test_models_that_refuse_float16_get_float32_below_ampere():
     assert plan(gpus(("t4", 1)), HOST_580, model="google/gemma-2-2b-it", model_config=GEMMA2)["dtype"] == "float32"
-    fails("bfloat16 or float32", gpus(("t4", 1)), HOST_580, model="google/gemma-2-2b-it", model_config=GEMMA2, dtype="float16")
+    message = fails("dtype float16 cannot serve model google/gemma-2-2b-it", gpus(("t4", 1)), HOST_580, model="google/gemma-2-2b-it",
+                    model_config=GEMMA2, dtype="float16")
+    assert "gemma2 models" in message and "set dtype to float32 or auto" in message
+    message = fails("gemma2", gpus(("a40", 1)), HOST_580, model="google/gemma-2-2b-it", model_config=GEMMA2, dtype="float16")
+    assert "set dtype to bfloat16 or auto" in message
 
 
 def test_invalid_dtype_fails():
-    fails("dtype", gpus(("a40", 1)), HOST_580, dtype="int8")
+    fails("dtype 'int8' is not one of auto, float32, float16, bfloat16", gpus(("a40", 1)), HOST_580, dtype="int8")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -554,16 +616,18 @@ def test_auto_tp_with_14_heads_on_four_gpus_never_picks_four():
     result = plan(gpus(("k80", 4)), HOST_470, model=QWEN05, model_config=dict(
         planner._model_catalog.MODELS[QWEN05], max_position_embeddings=400000), max_model_len=400000)
     assert result["tensor_parallel_size"] == 2
-    fails("does not divide", gpus(("k80", 4)), HOST_470, model=QWEN05, tensor_parallel_size=4)
+    fails("tensor_parallel_size 4 does not divide the 14 attention heads of model Qwen/Qwen2.5-0.5B-Instruct", gpus(("k80", 4)), HOST_470,
+          model=QWEN05, tensor_parallel_size=4)
 
 
 def test_tp_larger_than_the_gpu_count_fails():
-    fails("exceeds the 2 GPU(s)", gpus(("k80", 2)), HOST_470, tensor_parallel_size=4)
+    fails("tensor_parallel_size 4 exceeds the 2 GPU(s)", gpus(("k80", 2)), HOST_470, tensor_parallel_size=4)
 
 
 def test_tp_that_splits_kv_heads_unevenly_fails():
     # 28 heads divide by 7, but 4 KV heads cannot be replicated evenly over 7 ranks.
-    fails("key/value heads", gpus(("h100", 8)), HOST_580, model=QWEN7B, tensor_parallel_size=7)
+    fails("tensor_parallel_size 7 cannot split the 4 key/value heads of model Qwen/Qwen2.5-7B-Instruct", gpus(("h100", 8)), HOST_580,
+          model=QWEN7B, tensor_parallel_size=7)
 
 
 def test_tp_given_as_a_string_is_accepted():
@@ -572,12 +636,13 @@ def test_tp_given_as_a_string_is_accepted():
 
 @pytest.mark.parametrize("value", [0, -1, "two", True, 1.5])
 def test_invalid_tp_fails(value):
-    fails("tensor_parallel_size", gpus(("k80", 2)), HOST_470, tensor_parallel_size=value)
+    message = fails("tensor_parallel_size must be a positive integer", gpus(("k80", 2)), HOST_470, tensor_parallel_size=value)
+    assert "not %r" % (value,) in message and "auto" in message
 
 
 def test_model_that_does_not_fit_at_the_largest_tp_fails():
     message = fails("does not fit even at TP=2", gpus(("k80", 2)), HOST_470, model=LLAMA3)
-    assert "GiB" in message
+    assert "GiB of float32 weights" in message and "(gpu_memory_utilization 0.85)" in message
 
 
 def test_explicit_tp_that_does_not_fit_fails():
@@ -602,11 +667,13 @@ def test_two_gpus_hold_the_full_default_context():
 
 
 def test_user_context_that_does_not_fit_fails():
-    fails("lower max_model_len", gpus(("rtx5090", 1)), HOST_580, model=LLAMA31, max_model_len=131072)
+    message = fails("lower max_model_len", gpus(("rtx5090", 1)), HOST_580, model=LLAMA31, max_model_len=131072)
+    assert "max_model_len 131072 of model meta-llama/Llama-3.1-8B-Instruct does not fit even at TP=1" in message
 
 
 def test_user_context_longer_than_the_model_fails():
-    fails("max_position_embeddings 2048", gpus(("k80", 1)), HOST_470, max_model_len=4096)
+    fails("max_model_len 4096 exceeds the max_position_embeddings 2048 of model TinyLlama/TinyLlama-1.1B-Chat-v1.0", gpus(("k80", 1)),
+          HOST_470, max_model_len=4096)
 
 
 def test_user_context_is_used_as_given():
@@ -712,10 +779,25 @@ def test_gpu_memory_utilization_scales_the_budget():
     assert close(low["memory"]["budget_gib_per_gpu"], 46068 * 0.5 / 1024, 0.001)
 
 
-def test_memory_of_known_gpus_is_filled_in_without_a_driver():
+@pytest.mark.parametrize("memory", [None, 0, "11441"])
+def test_gpu_without_a_memory_size_fails_naming_it(memory):
+    # gpu_facts fills memory_mib in from its catalog before a driver is loaded; the planner takes it as given.
     gpu_list = gpus(("k80", 1))
-    gpu_list[0]["memory_mib"] = None
-    assert plan(gpu_list, NO_DRIVER)["memory"]["memory_mib_per_gpu"] == 11441
+    gpu_list[0]["memory_mib"] = memory
+    message = fails("Tesla K80 at 0000:01:00.0 (compute capability 3.7) has no memory size", gpu_list, NO_DRIVER)
+    assert "memory_mib %r" % (memory,) in message
+    assert "gather facts with gpufleet.vllm.gpu_facts while the NVIDIA driver is loaded" in message
+
+
+def test_gpu_facts_are_taken_as_given():
+    # The PCI device id of a Tesla K80 does not override what the facts say the GPU is.
+    gpu_list = gpus(("a40", 1))
+    gpu_list[0]["pci_device_id"] = "0x102d"
+    result = plan(gpu_list, HOST_580)
+    assert (result["variant"], result["dtype"], result["memory"]["memory_mib_per_gpu"]) == ("upstream", "bfloat16", 46068)
+    # gpu_facts resolves the architecture from the compute capability; a fact without one is unknown.
+    gpu_list[0]["architecture"] = "unknown"
+    fails("architecture (unknown) or compute capability is unknown", gpu_list, HOST_580)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -731,7 +813,8 @@ def test_incompatible_host_fails_quoting_its_first_problem():
 
 @pytest.mark.parametrize("value", [0, 0.0, -0.2, 1.01, 2, True, "0.9"])
 def test_invalid_gpu_memory_utilization_fails(value):
-    fails("gpu_memory_utilization", gpus(("a40", 1)), HOST_580, gpu_memory_utilization=value)
+    message = fails("gpu_memory_utilization must be a fraction above 0 and at most 1", gpus(("a40", 1)), HOST_580, gpu_memory_utilization=value)
+    assert "not %r" % (value,) in message
 
 
 def test_gpu_memory_utilization_of_one_is_allowed():
@@ -739,21 +822,37 @@ def test_gpu_memory_utilization_of_one_is_allowed():
 
 
 def test_unknown_model_without_config_fails_asking_for_model_config():
-    fails("pass model_config", gpus(("a40", 1)), HOST_580, model="ibm-granite/granite-3.3-2b-instruct")
+    message = fails("pass model_config", gpus(("a40", 1)), HOST_580, model="ibm-granite/granite-3.3-2b-instruct")
+    assert "ibm-granite/granite-3.3-2b-instruct" in message
 
 
 def test_incomplete_model_config_fails():
-    fails("num_hidden_layers", gpus(("a40", 1)), HOST_580, model="x/y", model_config={"hidden_size": 10})
+    message = fails("The config of model x/y cannot be planned (the model config has no num_hidden_layers)", gpus(("a40", 1)), HOST_580,
+                    model="x/y", model_config={"hidden_size": 10})
+    assert message.endswith("pass the model's complete config.json as model_config.")
+    fails("num_hidden_layers must be a positive integer, not 0", gpus(("a40", 1)), HOST_580, model="x/y",
+          model_config=dict(planner._model_catalog.MODELS[TINYLLAMA], num_hidden_layers=0))
 
 
 def test_model_config_of_the_wrong_type_fails():
-    fails("model_config must be a dict", gpus(("a40", 1)), HOST_580, model="x/y", model_config=["a"])
+    fails("model_config of model x/y must be a dict or the path of a config.json, not list", gpus(("a40", 1)), HOST_580, model="x/y",
+          model_config=["a"])
+
+
+@pytest.mark.parametrize("model", ["", None, 5])
+def test_missing_model_fails(model):
+    fails("model must name a Hugging Face model id or a local path, not %r" % (model,), gpus(("a40", 1)), HOST_580, model=model)
+
+
+def test_empty_vllm_version_fails():
+    fails("vllm_version ' ' is empty; name a vLLM version such as 0.33.0", gpus(("a40", 1)), HOST_580, vllm_version=" ")
 
 
 def test_model_config_without_context_length_needs_max_model_len():
     config = dict(planner._model_catalog.MODELS[TINYLLAMA])
     del config["max_position_embeddings"]
-    fails("set max_model_len", gpus(("a40", 1)), HOST_580, model="x/y", model_config=config)
+    fails("The config of model x/y has no max_position_embeddings; set max_model_len", gpus(("a40", 1)), HOST_580, model="x/y",
+          model_config=config)
     assert plan(gpus(("a40", 1)), HOST_580, model="x/y", model_config=config, max_model_len=1024)["max_model_len"] == 1024
 
 
@@ -775,13 +874,13 @@ def test_parse_model_config_returns_the_object():
 
 @pytest.mark.parametrize("value", [0, -5, "long"])
 def test_invalid_max_model_len_fails(value):
-    fails("max_model_len", gpus(("a40", 1)), HOST_580, max_model_len=value)
+    fails("max_model_len must be a positive integer, not %r" % (value,), gpus(("a40", 1)), HOST_580, max_model_len=value)
 
 
 def test_bad_fact_shapes_fail():
-    fails("gpus must be a list", "nope", HOST_580)
-    fails("gpu_host must be a mapping", gpus(("a40", 1)), None)
-    fails("Entry 0 of gpus", ["nope"], HOST_580)
+    fails("gpus must be a list, not a str", "nope", HOST_580)
+    fails("gpu_host must be a mapping, not a NoneType", gpus(("a40", 1)), None)
+    fails("Entry 0 of gpus is 'nope', not a mapping", ["nope"], HOST_580)
 
 
 def test_env_values_and_args_are_strings():

@@ -119,6 +119,16 @@ def test_plan_error_fails_with_its_sentence(capsys):
     assert "plan" not in result
 
 
+def test_refusal_names_the_requested_value_and_the_gpu(capsys):
+    code, result = run_module(capsys, {"gpus": k80_gpus(1), "gpu_host": K80_HOST, "model": "TinyLlama/TinyLlama-1.1B-Chat-v1.0",
+                                       "dtype": "bfloat16"})
+    assert code == 1
+    assert result["msg"] == (
+        "dtype bfloat16 cannot run on Tesla K80 at 0000:04:00.0 (compute capability 3.7): variant k80 runs float32 only; "
+        "set dtype to float32 or auto."
+    )
+
+
 def test_unknown_model_fails_asking_for_model_config(capsys):
     code, result = run_module(capsys, {"gpus": A40, "gpu_host": A40_HOST, "model": "someone/private-model"})
     assert code == 1

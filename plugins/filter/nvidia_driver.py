@@ -9,23 +9,9 @@ import base64
 from ansible_collections.gpufleet.vllm.plugins.module_utils._driver_plan import (
     foreign_branch_packages,
     parse_apt_simulation,
-    plan,
     secure_boot_enabled,
+    upstream_version,
 )
-
-
-def nvidia_driver_plan(gpu_host, facts, branch=None, flavor=None, source=None):
-    """The nvidia_driver role's decisions for a host; see nvidia_driver_plan.yml."""
-    return plan(
-        gpu_host,
-        facts.get("distribution"),
-        facts.get("distribution_major_version"),
-        architecture=facts.get("architecture", "x86_64"),
-        kernel=facts.get("kernel"),
-        branch=branch,
-        flavor=flavor,
-        source=source,
-    )
 
 
 def nvidia_foreign_branch_packages(apt_simulation, branch):
@@ -40,10 +26,15 @@ def nvidia_secure_boot_enabled(efivar_base64):
     return secure_boot_enabled(base64.b64decode(efivar_base64))
 
 
+def nvidia_driver_version(package_version):
+    """The driver version inside a package version, as the loaded module reports it."""
+    return upstream_version(package_version)
+
+
 class FilterModule:
     def filters(self):
         return {
-            "nvidia_driver_plan": nvidia_driver_plan,
             "nvidia_foreign_branch_packages": nvidia_foreign_branch_packages,
             "nvidia_secure_boot_enabled": nvidia_secure_boot_enabled,
+            "nvidia_driver_version": nvidia_driver_version,
         }

@@ -1,0 +1,318 @@
+# Copyright (c) 2026, gpufleet.vllm contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# PRIVATE to the collection gpufleet.vllm: this file may change without notice.
+
+"""One plan per host, from the facts, before anything on the host changes.
+
+plan_host() decides everything the roles apply: the driver (branch, flavor, source, packages), the
+CUDA toolkit, the container runtime, the image (variant, recipe, build arguments, reference) and the
+service (unit, port, arguments, environment). Every refusal is one HostPlanError sentence that names
+the host, the value and what to do. The roles decide nothing this plan covers.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from ansible_collections.gpufleet.vllm.plugins.module_utils import _vllm_plan
+from ansible_collections.gpufleet.vllm.plugins.module_utils._cuda_toolkit import toolkit_plan
+from ansible_collections.gpufleet.vllm.plugins.module_utils._driver_plan import CUDA, plan as driver_plan
+from ansible_collections.gpufleet.vllm.plugins.module_utils._gpu_catalog import (
+    branch_max_cuda,
+    driver_max_cuda,
+    version_key,
+)
+from ansible_collections.gpufleet.vllm.plugins.module_utils._image_recipe import (
+    RecipeError,
+    build_reference,
+    hashed_build_args,
+    recipe_digest,
+    registry_host,
+)
+from ansible_collections.gpufleet.vllm.plugins.module_utils._platforms import (
+    DEB_ARCH,
+    PLATFORMS,
+    cuda_repository,
+    platform_key,
+)
+
+# What gpufleet_plan may override, and which part of the plan reads it.
+VLLM_KEYS = ("model_config", "variant", "tensor_parallel_size", "dtype", "max_model_len",
+             "gpu_memory_utilization", "vllm_version", "registry")
+DRIVER_KEYS = ("driver_branch", "kernel_module_flavor", "driver_source")
+TOOLKIT_KEYS = ("cuda_toolkit", "cuda_toolkit_version")
+RUNTIME_KEYS = ("container_toolkit_version",)
+IMAGE_KEYS = ("build_args",)
+PLAN_KEYS = VLLM_KEYS + DRIVER_KEYS + TOOLKIT_KEYS + RUNTIME_KEYS + IMAGE_KEYS
+
+# nvidia-smi in a CUDA base image proves the container runtime; the image must not need a newer
+# driver than the host's (gpu-driver-facts.md 2-3), so each driver CUDA gets the newest base image it runs.
+SMOKE_IMAGES = (
+    ("11.4", "nvidia/cuda:11.4.3-base-ubuntu20.04"),
+    ("12.8", "nvidia/cuda:12.8.1-base-ubuntu24.04"),
+)
+_TOOLKIT_NAMES = ("nvidia-container-toolkit", "nvidia-container-toolkit-base", "libnvidia-container-tools",
+                  "libnvidia-container1")
+
+
+class HostPlanError(ValueError):
+    """A plan that cannot work on this host; the text is one sentence naming the host, the value and what to do."""
+
+
+def check_overrides(overrides):
+    """The gpufleet_plan mapping, refused when it is no mapping or holds a key the plan does not know."""
+    if overrides is None:
+        return {}
+    if not isinstance(overrides, dict):
+        raise ValueError("gpufleet_plan must be a mapping of plan overrides, not %s." % type(overrides).__name__)
+    for key in sorted(overrides):
+        if key not in PLAN_KEYS:
+            close = difflib.get_close_matches(str(key), PLAN_KEYS, n=1)
+            hint = "did you mean %s? " % close[0] if close else ""
+            raise ValueError("gpufleet_plan has no key %r: %sthe keys are %s." % (key, hint, ", ".join(sorted(PLAN_KEYS))))
+    return overrides
+
+
+def plan_host(host, facts, settings):
+    """The whole plan of one host; raises HostPlanError.
+
+    facts: gpus and gpu_host (gpu_facts), distribution, distribution_version, architecture, kernel,
+    in_container. settings: model, overrides (gpufleet_plan), cuda_repository_url, recipes (the
+    variants this release has a recipe for), service (name, served_model_name, port, bind_address).
+    """
+    try:
+        return _plan(facts, settings)
+    except (ValueError, _vllm_plan.PlanError, RecipeError) as exc:
+        message = getattr(exc, "message", None) or str(exc)
+        raise HostPlanError("%s: %s" % (host, message))
+
+
+def _plan(facts, settings):
+    overrides = check_overrides(settings.get("overrides"))
+    platform = platform_key(facts.get("distribution"), facts.get("distribution_version"), facts.get("architecture"))
+    gpu_host = facts.get("gpu_host") or {}
+    driver = _driver_section(gpu_host, platform, facts, overrides, settings)
+    vllm = _vllm_section(facts, settings, overrides, driver)
+    image = _image_section(vllm, overrides, settings)
+    return {
+        "platform": {"key": platform, "label": PLATFORMS[platform]["label"], "family": PLATFORMS[platform]["family"]},
+        "gpus": [_gpu_summary(gpu) for gpu in facts.get("gpus") or []],
+        "driver": driver,
+        "toolkit": _toolkit_section(platform, facts, driver, overrides, settings),
+        "runtime": _runtime_section(platform, facts, driver, overrides),
+        "vllm": vllm,
+        "image": image,
+        "service": _service_section(vllm, image, settings),
+        "warnings": list(vllm["warnings"]),
+    }
+
+
+def _gpu_summary(gpu):
+    return dict((key, gpu.get(key)) for key in ("pci_bus_id", "name", "compute_capability", "memory_mib", "uuid"))
+
+
+def _driver_section(gpu_host, platform, facts, overrides, settings):
+    """The driver the host gets, and the CUDA version it offers, which the image is chosen for."""
+    for name, allowed in (("kernel_module_flavor", ("open", "proprietary")), ("driver_source", ("distribution", CUDA))):
+        if overrides.get(name) not in (None, "") and overrides[name] not in allowed:
+            raise ValueError("%s %r is none of %s: set one of them or leave it unset."
+                             % (name, overrides[name], ", ".join(allowed)))
+    driver = driver_plan(gpu_host, platform, kernel=facts.get("kernel"), branch=overrides.get("driver_branch"),
+                         flavor=overrides.get("kernel_module_flavor"), source=overrides.get("driver_source"))
+    driver["cuda_version"] = _driver_cuda(gpu_host, driver)
+    driver["cuda_repository"] = None
+    if driver.get("source") == CUDA:
+        driver["cuda_repository"] = cuda_repository(platform, facts.get("architecture"), settings["cuda_repository_url"])
+    # A container shares its host's kernel: no module is built, loaded or booted into there, so it
+    # gets neither kernel headers nor an initramfs, and the driver is never loaded to be verified.
+    driver["loadable"] = driver["action"] == "install" and not facts.get("in_container")
+    if facts.get("in_container") and driver["action"] == "install":
+        driver.update(kernel_packages=[], initramfs_command=None)
+    return driver
+
+
+def _driver_cuda(gpu_host, driver):
+    if driver["action"] == "keep":
+        return gpu_host.get("cuda_driver_version") or driver_max_cuda(gpu_host.get("driver_version"))
+    if driver["action"] == "install":
+        return branch_max_cuda(driver["branch"])
+    return None
+
+
+def _vllm_section(facts, settings, overrides, driver):
+    options = dict((key, overrides[key]) for key in VLLM_KEYS if overrides.get(key) not in (None, ""))
+    if driver["cuda_version"]:
+        options["driver_cuda_version"] = driver["cuda_version"]
+        options["driver_cuda_source"] = "%s driver of branch %s" % (
+            "loaded" if driver["action"] == "keep" else "planned", driver["branch"])
+    return _vllm_plan.plan_deployment(gpus=facts.get("gpus") or [], gpu_host=facts.get("gpu_host") or {},
+                                      model=settings["model"], **options)
+
+
+def _toolkit_section(platform, facts, driver, overrides, settings):
+    if not _flag(overrides, "cuda_toolkit"):
+        return {"enabled": False}
+    if driver["action"] == "none":
+        raise ValueError("cuda_toolkit is true but the host has no NVIDIA GPU, so no driver runs CUDA there: "
+                         "set cuda_toolkit to false for it.")
+    architectures = (facts.get("gpu_host") or {}).get("architectures")
+    toolkit = toolkit_plan(platform, architectures, driver["branch"], overrides.get("cuda_toolkit_version"))
+    toolkit.update(enabled=True, family=PLATFORMS[platform]["family"],
+                   cuda_repository=cuda_repository(platform, facts.get("architecture"), settings["cuda_repository_url"]))
+    return toolkit
+
+
+def _flag(overrides, key):
+    """A yes/no override as YAML or a string from the command line gives it."""
+    value = overrides.get(key, False)
+    if isinstance(value, bool):
+        return value
+    if str(value).strip().lower() in ("true", "yes", "on", "1"):
+        return True
+    if str(value).strip().lower() in ("false", "no", "off", "0", ""):
+        return False
+    raise ValueError("%s must be true or false, not %r." % (key, value))
+
+
+def _runtime_section(platform, facts, driver, overrides):
+    """Docker Engine and its SDK on every host; NVIDIA's container toolkit where there are GPUs."""
+    data = PLATFORMS[platform]
+    nvidia = driver["action"] != "none"
+    version = str(overrides.get("container_toolkit_version") or "")
+    if version and not data["toolkit_pinning"]:
+        raise ValueError("container_toolkit_version %s can be pinned on Debian and Ubuntu only, not on %s: "
+                         "leave it unset for this host." % (version, data["label"]))
+    packages = ["%s=%s" % (name, version) for name in _TOOLKIT_NAMES] if version else ["nvidia-container-toolkit"]
+    return {
+        "install": data["family"],
+        "docker_packages": list(data["docker_packages"]),
+        "docker_sdk": data["docker_sdk"],
+        "nvidia": nvidia,
+        "toolkit_version": version,
+        "toolkit_packages": packages if nvidia else [],
+        "toolkit_hold": list(_TOOLKIT_NAMES) if nvidia and version else [],
+        "deb_arch": DEB_ARCH.get(facts.get("architecture")),
+        "smoke_image": _smoke_image(driver["cuda_version"]) if nvidia else None,
+    }
+
+
+def _smoke_image(driver_cuda):
+    fitting = [image for cuda, image in SMOKE_IMAGES if version_key(cuda) <= version_key(driver_cuda)]
+    return fitting[-1] if fitting else None
+
+
+def _image_section(vllm, overrides, settings):
+    variant = vllm["variant"]
+    build = bool(vllm["build"])
+    if build and variant not in settings.get("recipes", ()):
+        raise ValueError("the plan builds variant %s, but this release of gpufleet.vllm has no recipe for it "
+                         "(roles/vllm_image/files/%s/Dockerfile; it ships %s): set gpufleet_plan.variant to one of those, "
+                         "or leave this host out." % (variant, variant, ", ".join(settings.get("recipes") or ["none"])))
+    build_args = _build_args(vllm, overrides.get("build_args")) if build else {}
+    repository = vllm["image"].rsplit(":", 1)[0] if build else vllm["image"]
+    return {
+        "variant": variant,
+        "vllm_version": vllm["vllm_version"],
+        "cuda_version": vllm["cuda_version"],
+        "build": build,
+        "recipe": variant if build else None,
+        "name": vllm["image"],
+        "build_args": build_args,
+        "registry": registry_host(repository),
+        # Set by content_reference() once the build inputs are hashed; a prebuilt image is its own reference.
+        "reference": None if build else vllm["image"],
+        "digest": None,
+    }
+
+
+def _build_args(vllm, extra):
+    """The derived build arguments with the operator's merged over them; the vLLM version stays the plan's,
+    because the image tag names it."""
+    if extra is not None and not isinstance(extra, dict):
+        raise ValueError("gpufleet_plan.build_args must be a mapping of Docker build arguments, not %s." % type(extra).__name__)
+    build_args = dict(vllm["build_args"])
+    for key, value in (extra or {}).items():
+        if key in ("VLLM_VERSION", "VLLM_REF") and key in build_args:
+            raise ValueError("gpufleet_plan.build_args sets %s, which the image tag names: set gpufleet_plan.vllm_version "
+                             "instead." % key)
+        build_args[str(key)] = "" if value is None else str(value)
+    return build_args
+
+
+def content_reference(plan, recipe_files, wheels, cert_digests, pip_extra_index_urls=()):
+    """The plan with its built image named by content: the digest of recipe, build arguments, wheels and certificates.
+
+    pip_extra_index_urls count as the image role passes them (PIP_EXTRA_INDEX_URL); their credentials
+    never reach the digest or the plan.
+    """
+    image = plan["image"]
+    if not image["build"]:
+        return plan
+    build_args = dict(image["build_args"])
+    if pip_extra_index_urls:
+        build_args["PIP_EXTRA_INDEX_URL"] = " ".join(str(url) for url in pip_extra_index_urls)
+    digest = recipe_digest(recipe_files, build_args, wheels, cert_digests)
+    image.update(digest=digest, reference=build_reference(image["name"], digest),
+                 hashed_build_args=[name for name, dummy in hashed_build_args(build_args)])
+    plan["service"]["image"] = image["reference"]
+    return plan
+
+
+def _service_section(vllm, image, settings):
+    service = settings.get("service") or {}
+    name = service.get("name") or service.get("served_model_name") or "vllm"
+    bind = service.get("bind_address") or "0.0.0.0"
+    model = settings["model"]
+    local = str(model).startswith("/")
+    return {
+        "name": name,
+        "unit": "vllm-%s" % name,
+        "served_model_name": service.get("served_model_name") or "vllm",
+        "port": int(service.get("port") or 8000),
+        "bind_address": bind,
+        # A server bound to every address answers on loopback; one bound to a LAN address only there.
+        "probe_address": "127.0.0.1" if bind in ("0.0.0.0", "::") else bind,
+        "image": image["reference"],
+        "model": "/models/%s" % name if local else model,
+        "model_source": model if local else None,
+        "variant": vllm["variant"],
+        "gpus": "all" if vllm["variant"] != "cpu" else None,
+        "args": list(vllm["args"]),
+        "env": dict(vllm["env"]),
+    }
+
+
+def summary(host, plan):
+    """One line per host: what it gets, for the operator to read before anything changes."""
+    gpus = plan["gpus"]
+    counts = {}
+    for gpu in gpus:
+        label = "%s (%s)" % (gpu["name"], gpu["compute_capability"] or "?")
+        counts[label] = counts.get(label, 0) + 1
+    driver = plan["driver"]
+    vllm = plan["vllm"]
+    memory = vllm["memory"]
+    parts = [
+        "%s on %s" % (", ".join("%d x %s" % (n, label) for label, n in sorted(counts.items())) or "no GPU",
+                      plan["platform"]["label"]),
+        _driver_words(driver),
+        "image %s %s (%s)" % (plan["image"]["variant"], plan["image"]["reference"] or plan["image"]["name"],
+                              "built" if plan["image"]["build"] else "pulled"),
+        "%s, TP %s, max_model_len %s" % (vllm["dtype"], vllm["tensor_parallel_size"], vllm["max_model_len"]),
+        "%s KV tokens per %s" % (memory["kv_cache_tokens_per_gpu"], "GPU" if gpus and vllm["variant"] != "cpu" else "host"),
+    ]
+    if memory.get("budget_gib_per_gpu") is not None:
+        parts.append("%.2f GiB budget per GPU, %.2f GiB weights" % (memory["budget_gib_per_gpu"], memory["weights_gib_per_gpu"]))
+    return "%s: %s" % (host, "; ".join(parts))
+
+
+def _driver_words(driver):
+    if driver["action"] == "none":
+        return "no driver"
+    if driver["action"] == "keep":
+        return "loaded driver of branch %s kept (CUDA %s)" % (driver["branch"], driver["cuda_version"])
+    origin = "NVIDIA's CUDA repository" if driver["source"] == CUDA else "the distribution"
+    return "driver %s %s from %s (CUDA %s)" % (driver["branch"], driver["flavor"], origin, driver["cuda_version"])
+

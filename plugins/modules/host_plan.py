@@ -1,0 +1,246 @@
+#!/usr/bin/python
+# Copyright (c) 2026, gpufleet.vllm contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: host_plan
+short_description: Plan everything a host gets, from its facts, before anything on it changes
+version_added: 1.1.0
+author: gpufleet.vllm contributors (@gpufleet)
+description:
+  - Computes, without changing anything, the whole plan of one host - the NVIDIA driver (branch, kernel module flavor, source,
+    packages, whether a reboot is expected), the optional CUDA toolkit, the container runtime, the vLLM deployment (variant, dtype,
+    tensor parallelism, memory), the image (recipe, build arguments and its content-addressed reference) and the service (unit,
+    port, arguments, environment).
+  - The roles of the collection apply this plan and decide nothing it covers, so the driver the image is chosen for is exactly
+    the driver the nvidia_driver role installs, pins included.
+  - Refuses, with one sentence naming the host, the value and what to do, what cannot work - GPUs no single driver drives, a pin
+    the GPUs cannot run, a model that does not fit, a variant this release has no recipe for, an unknown key in O(plan), an
+    unsupported distribution.
+  - "Runs on the controller (C(delegate_to: localhost)), because the model directory, the image recipes, the wheelhouse and the CA
+    certificates it hashes live there."
+extends_documentation_fragment:
+  - gpufleet.vllm._attributes
+  - gpufleet.vllm._attributes.info_module
+options:
+  host:
+    description: The inventory name of the host, named in every refusal.
+    type: str
+    required: true
+  gpus:
+    description: The C(gpufleet_gpus) fact of M(gpufleet.vllm.gpu_facts) for the host.
+    type: list
+    elements: dict
+    required: true
+  gpu_host:
+    description: The C(gpufleet_gpu_host) fact of M(gpufleet.vllm.gpu_facts) for the host.
+    type: dict
+    required: true
+  system:
+    description:
+      - The host's C(distribution), C(distribution_version), C(architecture) and C(kernel) as Ansible gathers them, and
+        C(virtualization_role) and C(virtualization_type), which tell a container (no kernel module can be loaded there).
+    type: dict
+    required: true
+  model:
+    description: Hugging Face model id, or the absolute path of a model directory on the controller.
+    type: str
+    required: true
+  plan:
+    description:
+      - Overrides of what the plan would choose (the inventory's C(gpufleet_plan)); a key outside this list is refused.
+      - vLLM - C(model_config) (config.json as a mapping, for models outside the built-in table that are no local directory),
+        C(variant), C(tensor_parallel_size), C(dtype), C(max_model_len), C(gpu_memory_utilization), C(vllm_version), C(registry)
+        (see M(gpufleet.vllm.vllm_plan)).
+      - Driver - C(driver_branch) (for example V(580)), C(kernel_module_flavor) (V(open) or V(proprietary)), C(driver_source)
+        (V(distribution) or V(cuda)).
+      - CUDA toolkit on the host - C(cuda_toolkit) (V(true) installs it), C(cuda_toolkit_version).
+      - Container runtime - C(container_toolkit_version) (install and hold this version of NVIDIA's container toolkit; Debian and
+        Ubuntu).
+      - Image - C(build_args), merged over the build arguments the plan derives (for example C(MAX_JOBS)).
+    type: dict
+    default: {}
+  cuda_repository_url:
+    description: Base URL of NVIDIA's CUDA repositories or of a mirror with their layout; the driver and the toolkit both use it.
+    type: str
+    default: https://developer.download.nvidia.com/compute/cuda/repos
+  recipes_dir:
+    description: Directory on the controller holding one C(<variant>/Dockerfile) per image recipe of this release.
+    type: path
+    required: true
+  wheelhouse:
+    description: Directory on the controller whose C(*.whl) files the image build offers pip first; they count for the image tag.
+    type: path
+  ca_certificates:
+    description: Extra CA certificate files on the controller that the image trusts; they count for the image tag.
+    type: list
+    elements: path
+    default: []
+  pip_extra_index_urls:
+    description: Package indexes the build searches besides PyPI; counted for the image tag without their credentials.
+    type: list
+    elements: str
+    default: []
+  service:
+    description:
+      - C(name) (unit C(vllm-<name>)), C(served_model_name), C(port) and C(bind_address) of the server.
+    type: dict
+    default: {}
+notes:
+  - The image reference of a built variant is C(<registry/>gpufleet/vllm-<variant>:<version>-<digest>), the digest covering the
+    recipe files, the build arguments, the wheels and the CA certificates, so an unchanged recipe never builds again.
+seealso:
+  - module: gpufleet.vllm.gpu_facts
+  - module: gpufleet.vllm.vllm_plan
+"""
+
+EXAMPLES = r"""
+---
+- name: Detect the GPUs
+  gpufleet.vllm.gpu_facts:
+
+- name: Plan the host
+  gpufleet.vllm.host_plan:
+    host: "{{ inventory_hostname }}"
+    gpus: "{{ ansible_facts.gpufleet_gpus }}"
+    gpu_host: "{{ ansible_facts.gpufleet_gpu_host }}"
+    system: "{{ ansible_facts }}"
+    model: TinyLlama/TinyLlama-1.1B-Chat-v1.0
+    plan: {driver_branch: "580", max_model_len: 2048}
+    recipes_dir: "{{ playbook_dir }}/../roles/vllm_image/files"
+  delegate_to: localhost
+  become: false
+  register: host_plan
+"""
+
+RETURN = r"""
+plan:
+  description:
+    - The host's plan. Keys C(platform), C(gpus), C(driver), C(toolkit), C(runtime), C(vllm) (the plan of M(gpufleet.vllm.vllm_plan)),
+      C(image), C(service) and C(warnings).
+    - C(driver.action) is C(none) (no GPU), C(keep) (the loaded driver suits the GPUs) or C(install); C(driver.cuda_version) is the
+      CUDA version the image is chosen for.
+    - C(image.reference) is the exact image the service runs; C(image.build) says whether it is built or pulled.
+  returned: success
+  type: dict
+  sample:
+    platform: {key: debian12, label: Debian 12, family: apt}
+    driver: {action: install, branch: "470", flavor: proprietary, source: distribution, cuda_version: "11.4"}
+    image: {variant: k80, build: true, reference: gpufleet/vllm-k80:0.10.1-k80-0123456789ab}
+    service: {unit: vllm-tinyllama, port: 8000, args: ["--dtype", "float32"]}
+summary:
+  description: One line saying what the host gets - GPUs, driver, image, dtype, tensor parallelism and memory.
+  returned: success
+  type: str
+  sample: "k80-01: 4 x Tesla K80 (3.7) on Debian 12; driver 470 proprietary from the distribution (CUDA 11.4); ..."
+"""
+
+import json
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.text.converters import to_native
+
+from ansible_collections.gpufleet.vllm.plugins.module_utils._host_plan import (
+    HostPlanError,
+    content_reference,
+    plan_host,
+    summary,
+)
+from ansible_collections.gpufleet.vllm.plugins.module_utils._image_recipe import (
+    scan_tree,
+    scan_wheelhouse,
+    sha256_file,
+)
+
+_CONTAINER_TYPES = ("docker", "container", "podman", "lxc", "containerd")
+
+
+def _facts(params):
+    system = params["system"]
+    return {
+        "gpus": params["gpus"],
+        "gpu_host": params["gpu_host"],
+        "distribution": system.get("distribution"),
+        "distribution_version": system.get("distribution_version"),
+        "architecture": system.get("architecture"),
+        "kernel": system.get("kernel"),
+        "in_container": system.get("virtualization_role") == "guest" and system.get("virtualization_type") in _CONTAINER_TYPES,
+    }
+
+
+def _local_model_config(host, model, overrides):
+    """The config.json of a model directory on the controller, unless the plan gives one."""
+    path = os.path.join(model, "config.json")
+    if "model_config" in overrides or not model.startswith("/"):
+        return overrides
+    try:
+        with open(path) as handle:
+            config = json.load(handle)
+    except (IOError, OSError, ValueError) as exc:
+        raise HostPlanError("%s: the model directory %s has no readable config.json (%s): give a model directory with one, "
+                            "or a Hugging Face id." % (host, model, to_native(exc)))
+    return dict(overrides, model_config=config)
+
+
+def _recipes(host, recipes_dir):
+    if not os.path.isdir(recipes_dir):
+        raise HostPlanError("%s: recipes_dir %s is no directory on the controller: point it at the vllm_image role's files "
+                            "directory." % (host, recipes_dir))
+    return sorted(name for name in os.listdir(recipes_dir) if os.path.isfile(os.path.join(recipes_dir, name, "Dockerfile")))
+
+
+def _name_the_image(plan, params):
+    """Hash the build inputs on the controller, so the plan names the exact image before any host builds it."""
+    if not plan["image"]["build"]:
+        return plan
+    recipe = scan_tree(os.path.join(params["recipes_dir"], plan["image"]["recipe"]))
+    wheels = scan_wheelhouse(params["wheelhouse"]) if params["wheelhouse"] else []
+    certs = [sha256_file(path) for path in params["ca_certificates"]]
+    return content_reference(plan, recipe, wheels, certs, params["pip_extra_index_urls"])
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            host=dict(type="str", required=True),
+            gpus=dict(type="list", elements="dict", required=True),
+            gpu_host=dict(type="dict", required=True),
+            system=dict(type="dict", required=True),
+            model=dict(type="str", required=True),
+            plan=dict(type="dict", default={}),
+            cuda_repository_url=dict(type="str", default="https://developer.download.nvidia.com/compute/cuda/repos"),
+            recipes_dir=dict(type="path", required=True),
+            wheelhouse=dict(type="path"),
+            ca_certificates=dict(type="list", elements="path", default=[]),
+            pip_extra_index_urls=dict(type="list", elements="str", default=[], no_log=True),
+            service=dict(type="dict", default={}),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    try:
+        settings = {
+            "model": params["model"],
+            "overrides": _local_model_config(params["host"], params["model"], params["plan"]),
+            "cuda_repository_url": params["cuda_repository_url"],
+            "recipes": _recipes(params["host"], params["recipes_dir"]),
+            "service": params["service"],
+        }
+        plan = _name_the_image(plan_host(params["host"], _facts(params), settings), params)
+    except HostPlanError as exc:
+        module.fail_json(msg=str(exc))
+    except (IOError, OSError) as exc:
+        module.fail_json(msg="%s: cannot read the image's build inputs on the controller (%s): check vllm_image_wheelhouse and "
+                             "vllm_image_ca_certificates." % (params["host"], to_native(exc)))
+    for warning in plan["warnings"]:
+        module.warn("%s: %s" % (params["host"], warning))
+    module.exit_json(changed=False, plan=plan, summary=summary(params["host"], plan))
+
+
+if __name__ == "__main__":
+    main()

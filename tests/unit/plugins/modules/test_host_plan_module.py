@@ -1,0 +1,265 @@
+# Copyright (c) 2026, gpufleet.vllm contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import yaml
+
+from ansible.module_utils.common import warnings as module_warnings
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.gpufleet.vllm.plugins.module_utils import _model_catalog
+from ansible_collections.gpufleet.vllm.plugins.module_utils._gpu_detect import merge_gpus, summarize_host
+from ansible_collections.gpufleet.vllm.plugins.module_utils._vllm_plan import CPU_VLLM_VERSION, UPSTREAM_VLLM_VERSION
+from ansible_collections.gpufleet.vllm.plugins.modules import host_plan
+
+PLAN_KEYS = {"platform", "gpus", "driver", "toolkit", "runtime", "vllm", "image", "service", "warnings"}
+DEBIAN = {"distribution": "Debian", "distribution_version": "12.7", "architecture": "x86_64", "kernel": "6.1.0-40-amd64",
+          "virtualization_role": "host", "virtualization_type": "kvm"}
+UBUNTU = dict(DEBIAN, distribution="Ubuntu", distribution_version="24.04", kernel="6.8.0-85-generic")
+
+
+@pytest.fixture(autouse=True)
+def own_warnings(monkeypatch):
+    """module.warn() records into a process-wide mapping: give each test its own, so that no warning leaks into later tests."""
+    monkeypatch.setattr(module_warnings, "_global_warnings", {})
+
+
+def detected(*device_ids):
+    """gpufleet_gpus and gpufleet_gpu_host as gpu_facts reports them before a driver is installed."""
+    gpus = merge_gpus([{"pci_bus_id": "0000:%02x:00.0" % (5 + index), "pci_device_id": device_id}
+                       for index, device_id in enumerate(device_ids)])
+    return {"gpus": gpus, "gpu_host": summarize_host(gpus)}
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    """Build inputs on the controller: a recipe directory, a wheelhouse and a CA certificate."""
+    recipes = tmp_path / "recipes"
+    (recipes / "cpu").mkdir(parents=True)
+    (recipes / "cpu" / "Dockerfile").write_text("FROM python:3.12-slim\nARG VLLM_VERSION\n")
+    (recipes / "notes").mkdir()  # no Dockerfile: no recipe
+    wheelhouse = tmp_path / "wheels"
+    wheelhouse.mkdir()
+    (wheelhouse / "tiny_dep-1.0-py3-none-any.whl").write_bytes(b"PK\x03\x04 fake wheel")
+    (wheelhouse / "README").write_text("not a wheel")
+    cert = tmp_path / "corp-ca.crt"
+    cert.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    return {"recipes_dir": str(recipes), "wheelhouse": str(wheelhouse), "ca_certificates": [str(cert)], "root": tmp_path}
+
+
+def module_args(inputs, host="cpu-01", devices=(), system=DEBIAN, **extra):
+    args = dict(detected(*devices), host=host, system=system, model="TinyLlama/TinyLlama-1.1B-Chat-v1.0",
+                recipes_dir=inputs["recipes_dir"], wheelhouse=inputs["wheelhouse"],
+                ca_certificates=inputs["ca_certificates"], service={"name": "tiny"})
+    args.update(extra)
+    return args
+
+
+def run_module(capsys, args):
+    """Run main() with module args; return (exit code, parsed JSON result)."""
+    with patch_module_args(args):
+        with pytest.raises(SystemExit) as caught:
+            host_plan.main()
+    return caught.value.code, json.loads(capsys.readouterr().out)
+
+
+def test_gpu_less_host_gets_a_content_addressed_cpu_image(capsys, inputs):
+    code, result = run_module(capsys, module_args(inputs))
+    assert code == 0
+    assert result["changed"] is False
+    plan = result["plan"]
+    assert set(plan) == PLAN_KEYS
+    assert plan["platform"]["key"] == "debian12"
+    assert plan["driver"]["action"] == "none"
+    image = plan["image"]
+    assert (image["variant"], image["build"], image["recipe"]) == ("cpu", True, "cpu")
+    assert re.match(r"^gpufleet/vllm-cpu:%s-[0-9a-f]{12}$" % re.escape(CPU_VLLM_VERSION), image["reference"])
+    assert image["reference"].endswith(image["digest"][:12])
+    assert plan["service"]["image"] == image["reference"]
+    assert plan["service"]["unit"] == "vllm-tiny"
+    assert result["summary"].startswith("cpu-01: no GPU on Debian 12; no driver; image cpu %s (built)" % image["reference"])
+
+
+def test_check_mode_returns_the_same_plan(capsys, inputs):
+    dummy, normal = run_module(capsys, module_args(inputs))
+    code, checked = run_module(capsys, dict(module_args(inputs), _ansible_check_mode=True))
+    assert code == 0
+    assert checked["changed"] is False
+    assert checked["plan"] == normal["plan"]
+
+
+@pytest.mark.parametrize("change", ["recipe", "wheel", "cert", "build_arg"])
+def test_reference_changes_with_every_build_input(capsys, inputs, change):
+    dummy, before = run_module(capsys, module_args(inputs))
+    args = module_args(inputs)
+    if change == "recipe":
+        with open(inputs["recipes_dir"] + "/cpu/Dockerfile", "a") as handle:
+            handle.write("RUN true\n")
+    elif change == "wheel":
+        (inputs["root"] / "wheels" / "tiny_dep-1.0-py3-none-any.whl").write_bytes(b"PK\x03\x04 rebuilt wheel")
+    elif change == "cert":
+        other = inputs["root"] / "other-ca.crt"
+        other.write_text("-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n")
+        args["ca_certificates"] = [str(other)]
+    else:
+        args["plan"] = {"build_args": {"VLLM_CPU_AVX512BF16": "1"}}
+    code, after = run_module(capsys, args)
+    assert code == 0
+    assert after["plan"]["image"]["reference"] != before["plan"]["image"]["reference"]
+    assert after["plan"]["service"]["image"] == after["plan"]["image"]["reference"]
+
+
+def test_reference_ignores_build_parallelism_and_files_that_are_no_wheels(capsys, inputs):
+    dummy, before = run_module(capsys, module_args(inputs))
+    (inputs["root"] / "wheels" / "notes.txt").write_text("ignored")
+    code, after = run_module(capsys, module_args(inputs, plan={"build_args": {"MAX_JOBS": 3}}))
+    assert code == 0
+    assert after["plan"]["image"]["build_args"]["MAX_JOBS"] == "3"
+    assert after["plan"]["image"]["reference"] == before["plan"]["image"]["reference"]
+
+
+def test_reference_without_wheelhouse_or_certificates(capsys, inputs):
+    dummy, full = run_module(capsys, module_args(inputs))
+    code, bare = run_module(capsys, module_args(inputs, wheelhouse=None, ca_certificates=[]))
+    assert code == 0
+    assert re.match(r"^gpufleet/vllm-cpu:", bare["plan"]["image"]["reference"])
+    assert bare["plan"]["image"]["reference"] != full["plan"]["image"]["reference"]
+
+
+def test_ubuntu_a40_pulls_upstream_and_plans_the_driver(capsys, inputs):
+    code, result = run_module(capsys, module_args(inputs, host="a40-01", devices=["0x2235"], system=UBUNTU))
+    assert code == 0
+    plan = result["plan"]
+    assert (plan["driver"]["action"], plan["driver"]["branch"], plan["driver"]["source"]) == ("install", "570", "distribution")
+    assert plan["driver"]["kernel_packages"] == ["linux-headers-6.8.0-85-generic"]
+    assert plan["image"]["reference"] == "vllm/vllm-openai:v%s-cu129" % UPSTREAM_VLLM_VERSION
+    assert plan["service"]["gpus"] == "all"
+    assert result["summary"].startswith("a40-01: 1 x A40 (8.6) on Ubuntu 24.04; driver 570 open from the distribution")
+
+
+def test_cuda_repository_url_reaches_the_plan(capsys, inputs):
+    code, result = run_module(capsys, module_args(inputs, host="gb-01", devices=["0x2b85"], system=DEBIAN,
+                                                  cuda_repository_url="https://mirror.example.com/cuda/repos",
+                                                  plan={"driver_branch": "580"}))
+    assert code == 0
+    assert result["plan"]["driver"]["cuda_repository"]["url"] == "https://mirror.example.com/cuda/repos/debian12/x86_64"
+    assert result["plan"]["image"]["reference"] == "vllm/vllm-openai:v%s" % UPSTREAM_VLLM_VERSION
+
+
+def test_container_guest_gets_no_kernel_module(capsys, inputs):
+    system = dict(UBUNTU, virtualization_role="guest", virtualization_type="docker")
+    code, result = run_module(capsys, module_args(inputs, host="a40-01", devices=["0x2235"], system=system))
+    assert code == 0
+    driver = result["plan"]["driver"]
+    assert (driver["kernel_packages"], driver["initramfs_command"], driver["loadable"]) == ([], None, False)
+
+
+def test_vm_guest_is_no_container(capsys, inputs):
+    system = dict(UBUNTU, virtualization_role="guest", virtualization_type="kvm")
+    code, result = run_module(capsys, module_args(inputs, host="a40-01", devices=["0x2235"], system=system))
+    assert code == 0
+    assert result["plan"]["driver"]["loadable"] is True
+
+
+def test_local_model_directory_supplies_its_config(capsys, inputs, tmp_path):
+    model_dir = tmp_path / "models" / "qwen-small"
+    model_dir.mkdir(parents=True)
+    config = dict(_model_catalog.MODELS["Qwen/Qwen2.5-0.5B-Instruct"], max_position_embeddings=1536)
+    (model_dir / "config.json").write_text(json.dumps(config))
+    code, result = run_module(capsys, module_args(inputs, host="a40-01", devices=["0x2235"], system=UBUNTU,
+                                                  model=str(model_dir), service={"name": "qwen"}))
+    assert code == 0
+    plan = result["plan"]
+    assert plan["vllm"]["max_model_len"] == 1536
+    assert plan["service"]["model"] == "/models/qwen"
+    assert plan["service"]["model_source"] == str(model_dir)
+
+
+def test_model_config_in_the_plan_wins_over_the_directory(capsys, inputs, tmp_path):
+    model_dir = tmp_path / "no-config-here"
+    model_dir.mkdir()
+    config = dict(_model_catalog.MODELS["Qwen/Qwen2.5-0.5B-Instruct"], max_position_embeddings=1024)
+    code, result = run_module(capsys, module_args(inputs, host="a40-01", devices=["0x2235"], system=UBUNTU,
+                                                  model=str(model_dir), plan={"model_config": config}))
+    assert code == 0
+    assert result["plan"]["vllm"]["max_model_len"] == 1024
+
+
+def test_model_directory_without_config_fails(capsys, inputs, tmp_path):
+    model_dir = tmp_path / "empty-model"
+    model_dir.mkdir()
+    code, result = run_module(capsys, module_args(inputs, model=str(model_dir)))
+    assert code == 1
+    assert result["failed"] is True
+    assert result["msg"].startswith("%s: the model directory %s has no readable config.json" % (module_args(inputs)["host"], model_dir))
+    assert "plan" not in result
+
+
+def test_refusal_fails_with_its_sentence(capsys, inputs):
+    code, result = run_module(capsys, module_args(inputs, host="k80-01", devices=["0x102d"] * 4))
+    assert code == 1
+    assert result["failed"] is True
+    # The controller's recipes directory ships only cpu.
+    assert result["msg"].startswith("k80-01: the plan builds variant k80, but this release of gpufleet.vllm has no recipe "
+                                    "for it (roles/vllm_image/files/k80/Dockerfile; it ships cpu)")
+    assert "plan" not in result
+
+
+def test_unknown_plan_key_fails_with_a_hint(capsys, inputs):
+    code, result = run_module(capsys, module_args(inputs, plan={"max_model_length": 4096}))
+    assert code == 1
+    assert result["msg"].startswith("cpu-01: gpufleet_plan has no key 'max_model_length': did you mean max_model_len?")
+
+
+def test_unreadable_certificate_fails_naming_the_host(capsys, inputs):
+    missing = str(inputs["root"] / "absent.crt")
+    code, result = run_module(capsys, module_args(inputs, ca_certificates=[missing]))
+    assert code == 1
+    assert result["msg"].startswith("cpu-01: cannot read the image's build inputs on the controller")
+    assert missing in result["msg"]
+
+
+def test_plan_warnings_become_task_warnings(capsys, inputs):
+    code, result = run_module(capsys, module_args(inputs, host="mixed-01", devices=["0x2b85", "0x2235"],
+                                                  plan={"variant": "cpu"}))
+    assert code == 0
+    assert result["plan"]["warnings"]
+    # ansible-core 2.19 reports warnings as WarningSummary objects; older cores as plain strings.
+    messages = [item["event"]["msg"] if isinstance(item, dict) else item for item in result["warnings"]]
+    assert messages == ["mixed-01: %s" % warning for warning in result["plan"]["warnings"]]
+
+
+def test_index_credentials_never_reach_the_result(capsys, inputs):
+    url = "https://build:s3cr3t-token@pypi.example.com/simple"
+    code, result = run_module(capsys, module_args(inputs, pip_extra_index_urls=[url]))
+    assert code == 0
+    assert "s3cr3t-token" not in json.dumps(result)
+    dummy, without = run_module(capsys, module_args(inputs))
+    assert result["plan"]["image"]["reference"] != without["plan"]["image"]["reference"]
+
+
+def test_argument_spec_matches_the_documentation(monkeypatch):
+    seen = {}
+
+    class Recorder:
+        def __init__(self, argument_spec, **kwargs):
+            seen.update(argument_spec)
+            raise SystemExit(0)
+
+    monkeypatch.setattr(host_plan, "AnsibleModule", Recorder)
+    with pytest.raises(SystemExit):
+        host_plan.main()
+    documented = yaml.safe_load(host_plan.DOCUMENTATION)["options"]
+    assert set(documented) == set(seen)
+    for name, spec in seen.items():
+        assert documented[name]["type"] == spec["type"], name
+        assert documented[name].get("required", False) == spec.get("required", False), name
+        assert documented[name].get("default") == spec.get("default"), name
+    yaml.safe_load(host_plan.EXAMPLES)
+    assert "plan" in yaml.safe_load(host_plan.RETURN)
