@@ -315,4 +315,3 @@ def _driver_words(driver):
         return "loaded driver of branch %s kept (CUDA %s)" % (driver["branch"], driver["cuda_version"])
     origin = "NVIDIA's CUDA repository" if driver["source"] == CUDA else "the distribution"
     return "driver %s %s from %s (CUDA %s)" % (driver["branch"], driver["flavor"], origin, driver["cuda_version"])
-

@@ -77,7 +77,7 @@ def platform_key(distribution, version, architecture="x86_64"):
     their minor version (24.10 is another release), so Ubuntu needs exactly 24.04.
     """
     version = str(version or "")
-    major = version.split(".")[0]
+    major = version.split(".", maxsplit=1)[0]
     if architecture not in CUDA_REPOSITORY_ARCH:
         raise PlatformError(
             "gpufleet.vllm installs on x86_64 and aarch64 hosts, not %s: use a supported host." % architecture)

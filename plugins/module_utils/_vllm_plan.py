@@ -455,7 +455,7 @@ def _model_config(model, model_config):
     try:
         return _model_catalog.validate(config)
     except _model_catalog.ModelConfigError as exc:
-        reason = str(exc).split(";")[0].rstrip(".")
+        reason = str(exc).split(";", maxsplit=1)[0].rstrip(".")
         raise PlanError(
             "The config of model %s cannot be planned (%s); pass the model's complete config.json as model_config."
             % (model, reason[:1].lower() + reason[1:])

@@ -108,7 +108,7 @@ def main():
         on_host("docker stop --time 30 %s >/dev/null 2>&1 || true" % BY_HAND)
 
     # The first run finds the image built but no service, model copy or secrets.
-    on_host("systemctl disable --now %s; rm -f /etc/systemd/system/%s.service /etc/gpufleet/%s.env; "
+    on_host("systemctl disable --now %s; rm -f /etc/systemd/system/%s.service /etc/gpufleet/secrets/%s.env; "
             "rm -rf /var/lib/gpufleet/models; systemctl daemon-reload" % (UNIT, UNIT, UNIT))
     results["site_first_run_s"] = round(site_run(), 1)
     results["site_rerun_s"] = round(site_run(), 1)

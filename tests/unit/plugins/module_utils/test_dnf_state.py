@@ -222,12 +222,6 @@ def test_plan_packages_without_stream():
     assert plan_changes(missing=[], **packages_only) == []
 
 
-def test_plan_changes_takes_keywords_only():
-    # Seven inputs, three of them lists of names: a positional call would mix them up unnoticed.
-    with pytest.raises(TypeError):
-        plan_changes(None, None, "default", {}, [], set(), False)
-
-
 def test_commands_use_the_given_dnf_path():
     actions = [{"action": "versionlock", "args": ["dkms"]}]
     assert commands(actions, dnf="/usr/bin/dnf") == [["/usr/bin/dnf", "versionlock", "add", "dkms"]]

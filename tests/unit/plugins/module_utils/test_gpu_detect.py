@@ -250,7 +250,6 @@ def test_query_nvml_device_errors_do_not_stop_the_others(fake_nvml):
     assert nvml.calls[-1] == "nvmlShutdown"
 
 
-
 def older_binding(fake_nvml, lacking, **answers):
     """A FakeNvml as a pynvml release that predates the function named lacking would answer."""
 

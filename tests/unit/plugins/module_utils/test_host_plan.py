@@ -546,9 +546,9 @@ def test_built_image_has_no_reference_until_its_inputs_are_hashed():
     assert (plan["image"]["reference"], plan["image"]["digest"], plan["service"]["image"]) == (None, None, None)
 
 
-RECIPE = [("Dockerfile", "a" * 64), ("entrypoint.sh", "b" * 64)]
-WHEELS = [("flash_attn-2.8.3-cp312-cp312-linux_x86_64.whl", "c" * 64)]
-CERTS = ["d" * 64]
+RECIPE = (("Dockerfile", "a" * 64), ("entrypoint.sh", "b" * 64))
+WHEELS = (("flash_attn-2.8.3-cp312-cp312-linux_x86_64.whl", "c" * 64),)
+CERTS = ("d" * 64,)
 
 
 def referenced(plan, recipe=RECIPE, wheels=WHEELS, certs=CERTS, pip_extra_index_urls=()):
@@ -579,7 +579,7 @@ def test_content_reference_changes_with_each_input(change):
     elif change == "build_arg":
         after = referenced(plan_of([RTX5090], DEBIAN, {"build_args": {"VLLM_USE_PRECOMPILED": "1"}}))
     elif change == "wheel":
-        after = referenced(base, wheels=WHEELS + [("xformers-0.0.32-cp312-cp312-linux_x86_64.whl", "f" * 64)])
+        after = referenced(base, wheels=WHEELS + (("xformers-0.0.32-cp312-cp312-linux_x86_64.whl", "f" * 64),))
     elif change == "cert":
         after = referenced(base, certs=[])
     else:

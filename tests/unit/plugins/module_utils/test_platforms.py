@@ -96,4 +96,3 @@ def test_platform_table_install_methods(platform, family, docker, sdk, pinning):
     assert data["docker_packages"] == docker
     assert data["docker_sdk"] == sdk
     assert data["toolkit_pinning"] is pinning
-

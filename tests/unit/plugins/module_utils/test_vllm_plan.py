@@ -159,11 +159,6 @@ def test_driver_cuda_source_without_a_version_fails():
           driver_cuda_source="driver branch 580 (planned)")
 
 
-def test_plan_deployment_takes_keywords_only():
-    with pytest.raises(TypeError):
-        plan_deployment(gpus(("a40", 1)), HOST_580, TINYLLAMA)
-
-
 def test_loaded_driver_older_than_470_fails():
     gpu_host = dict(HOST_470, driver_version="460.91.03", cuda_driver_version=None)
     message = fails("The loaded driver 460.91.03 is older than 470.42.01", gpus(("k80", 1)), gpu_host)

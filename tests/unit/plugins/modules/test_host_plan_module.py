@@ -53,8 +53,8 @@ def inputs(tmp_path):
     return {"recipes_dir": str(recipes), "wheelhouse": str(wheelhouse), "ca_certificates": [str(cert)], "root": tmp_path}
 
 
-def module_args(inputs, host="cpu-01", devices=(), system=DEBIAN, **extra):
-    args = dict(detected(*devices), host=host, system=system, model="TinyLlama/TinyLlama-1.1B-Chat-v1.0",
+def module_args(inputs, host="cpu-01", devices=(), system=None, **extra):
+    args = dict(detected(*devices), host=host, system=system or DEBIAN, model="TinyLlama/TinyLlama-1.1B-Chat-v1.0",
                 recipes_dir=inputs["recipes_dir"], wheelhouse=inputs["wheelhouse"],
                 ca_certificates=inputs["ca_certificates"], service={"name": "tiny"})
     args.update(extra)
