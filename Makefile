@@ -71,9 +71,13 @@ sanity: venv tools $(GET_PIP_CACHE)
 	cd $(SANITY_ROOT) && git init -q && git add -A
 	cd $(SANITY_ROOT) && ansible-test sanity --venv --python 3.11 --color no
 
+# Every image recipe, found by name so that a new variant's Dockerfile is linted without an edit here.
+RECIPE_DOCKERFILES := $(wildcard roles/vllm_image/files/*/Dockerfile*)
+
 .PHONY: lint
 lint: venv $(COLLECTION_LINK)
 	ansible-lint
+	hadolint --config .hadolint.yaml $(RECIPE_DOCKERFILES)
 
 DIST := $(BUILD)/dist
 INSTALLED := $(BUILD)/installed
