@@ -182,13 +182,16 @@ def build_reference(plan_image, digest):
 
 
 def decide(present_locally, in_registry, build, registry, push=True):
-    """What to do for an image: (action, push_after_build).
+    """What to do for an image: (action, push).
 
-    action: "present" (nothing to do), "pulled" (the registry has it) or "built";
-    push_after_build: whether a built image goes to ``registry`` (a registry host, or None).
+    action: "present" (nothing to do), "pushed" (built here before, but its registry lacks it: the
+    push failed or never ran, so it is pushed now), "pulled" (the registry has it) or "built";
+    push: whether the image goes to ``registry`` (a registry host, or None).
     Raises RecipeError when the image is neither local nor in a registry and cannot be built.
     """
     if present_locally:
+        if build and registry and push and not in_registry:
+            return "pushed", True
         return "present", False
     if in_registry:
         return "pulled", False

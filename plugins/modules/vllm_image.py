@@ -163,7 +163,8 @@ image_id:
 action:
   description:
     - What the run did (in check mode, would do).
-    - V(present) (nothing to do), V(pulled), V(built) or V(pushed) (built, then pushed to the registry of the plan's image).
+    - V(present) (nothing to do), V(pulled), V(built) or V(pushed) (built, then pushed to the registry of the plan's image;
+      or found on the host but missing from that registry, as after a push that failed, and pushed now).
   returned: success
   type: str
   sample: built
@@ -461,7 +462,10 @@ def _choose_action(module, engine, target, image_id):
     registry = registry_host(repository)
     in_registry, registry_error = False, None
     # A build plan without a registry host names a local-only repository: Docker Hub is not asked about it.
-    if image_id is None and (registry or not target.build):
+    # A built image the host holds is looked up too when it should be pushed, so that a push that
+    # failed on an earlier run is made now.
+    pushing = target.build and registry and module.params["registry_push"]
+    if (image_id is None and (registry or not target.build)) or (image_id is not None and pushing):
         in_registry, registry_error = engine.in_registry(target.reference)
     try:
         action, push = decide(image_id is not None, in_registry, target.build, registry, module.params["registry_push"])
@@ -479,6 +483,9 @@ def _make_image(module, engine, target, action, push):
     """Pull, or build and maybe push, the image; returns the build log, None after a pull."""
     if action == "pulled":
         engine.pull(target.reference)
+        return None
+    if action == "pushed":
+        engine.push(target.reference)
         return None
     labels = {
         "io.gpufleet.recipe-digest": target.recipe.digest,
@@ -515,7 +522,7 @@ def _ensure_image(module, result):
         result["build_log"] = build_log
     image_id = engine.image_id(target.reference)
     if image_id is None:
-        raise ImageError("The engine reports no image %s after the %s; check the engine's log." % (target.reference, "pull" if action == "pulled" else "build"))
+        raise ImageError("The engine reports no image %s after the %s; check the engine's log." % (target.reference, {"built": "build", "pulled": "pull", "pushed": "push"}[action]))
     result["image_id"] = image_id
 
 

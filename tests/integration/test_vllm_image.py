@@ -295,3 +295,24 @@ def test_registry_push_false_keeps_the_image_local(engine, repository, inputs, r
     assert (result["changed"], result["action"]) == (True, "built")
     with pytest.raises(urllib.error.HTTPError):
         urllib.request.urlopen("%s/v2/%s/tags/list" % (registry["url"], repository), timeout=10)
+
+
+def test_an_image_the_registry_lacks_is_pushed_on_the_next_run(engine, repository, inputs, registry):
+    # Built but not pushed, as a push that failed leaves it: the next run pushes and builds nothing.
+    args = dict(inputs, plan=plan("%s/%s:0.1" % (registry["host"], repository)))
+    built, dummy = run_module(dict(args, registry_push=False))
+    assert (built["changed"], built["action"]) == (True, "built"), built.get("msg")
+    image_id = built["image_id"]
+
+    checked, dummy = run_module(args, check=True)
+    assert (checked["changed"], checked["action"]) == (True, "pushed")
+    pushed, dummy = run_module(args)
+    assert not pushed.get("failed"), pushed.get("msg")
+    assert (pushed["changed"], pushed["action"], pushed["image_id"]) == (True, "pushed", image_id)
+    assert "build_log" not in pushed
+    tag = pushed["image"].rsplit(":", 1)[1]
+    with urllib.request.urlopen("%s/v2/%s/tags/list" % (registry["url"], repository), timeout=10) as answer:
+        assert tag in json.loads(answer.read().decode("utf-8"))["tags"]
+
+    again, dummy = run_module(args)
+    assert (again["changed"], again["action"]) == (False, "present")

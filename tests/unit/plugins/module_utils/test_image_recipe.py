@@ -186,6 +186,10 @@ def test_cert_context_name():
     (True, False, True, None, True, ("present", False)),
     (True, True, True, "reg:5000", True, ("present", False)),
     (True, False, False, None, True, ("present", False)),
+    # Built on an earlier run whose push failed: pushed now, not built again.
+    (True, False, True, "reg:5000", True, ("pushed", True)),
+    (True, False, True, "reg:5000", False, ("present", False)),
+    (True, False, False, "reg:5000", True, ("present", False)),
     (False, True, True, "reg:5000", True, ("pulled", False)),
     (False, True, False, None, True, ("pulled", False)),
     (False, False, True, None, True, ("built", False)),
