@@ -522,7 +522,8 @@ def _ensure_image(module, result):
         result["build_log"] = build_log
     image_id = engine.image_id(target.reference)
     if image_id is None:
-        raise ImageError("The engine reports no image %s after the %s; check the engine's log." % (target.reference, {"built": "build", "pulled": "pull", "pushed": "push"}[action]))
+        step = {"built": "build", "pulled": "pull", "pushed": "push"}[action]
+        raise ImageError("The engine reports no image %s after the %s; check the engine's log." % (target.reference, step))
     result["image_id"] = image_id
 
 
