@@ -21,7 +21,7 @@ help:
 	@echo "make demo        deploy vLLM on a sandbox host and print a completion"
 	@echo "make demo-clean  remove the sandbox host and what the demo built"
 	@echo "make test        every check CI runs (unit, sanity, lint, build, integration, molecule)"
-	@echo "make bench       service start-up, throughput and re-run cost (docs/benchmarks.md)"
+	@echo "make bench       service start-up, throughput, re-run cost, image distribution (docs/benchmarks.md)"
 
 # requirements-dev.txt includes requirements.txt: the venv holds the operator's tools and the test tools.
 $(BIN)/activate: requirements.txt requirements-dev.txt
@@ -90,7 +90,7 @@ build: venv
 	# collections the `ansible` package put in the venv as installed, so a range they do not meet
 	# fails here instead of reaching for Ansible Galaxy.
 	ansible-galaxy collection install --offline --force -p $(INSTALLED) $(DIST)/gpufleet-vllm-*.tar.gz
-	for module in gpu_facts host_plan installed_packages vllm_plan vllm_image el_packages; do \
+	for module in gpu_facts host_plan fleet_plan installed_packages vllm_plan vllm_image image_archive el_packages; do \
 	  ANSIBLE_COLLECTIONS_PATH=$(abspath $(INSTALLED)) ansible-doc gpufleet.vllm.$$module | grep -q "gpufleet.vllm.$$module"; \
 	  echo "ansible-doc gpufleet.vllm.$$module: ok"; \
 	done
@@ -123,6 +123,7 @@ demo: sandbox-up model
 .PHONY: bench
 bench: demo
 	$(BIN)/python tests/bench/bench.py
+	$(BIN)/python tests/bench/distribution.py
 
 .PHONY: demo-clean
 demo-clean: venv
@@ -142,7 +143,8 @@ integration: venv $(COLLECTION_LINK) sandbox-image registry-server
 	PYTHONPATH=$(abspath $(COLLECTIONS)) $(BIN)/pytest -q tests/integration
 
 .PHONY: molecule
-MOLECULE_SCENARIOS := default driver_k80 driver_cuda_repo
+# fleet follows default: its first host reuses the engine store where default built the cpu image.
+MOLECULE_SCENARIOS := default fleet driver_k80 driver_cuda_repo
 
 LOGS := $(BUILD)/logs
 

@@ -26,9 +26,6 @@ from ansible_collections.gpufleet.vllm.plugins.module_utils._gpu_catalog import 
 )
 from ansible_collections.gpufleet.vllm.plugins.module_utils._image_recipe import (
     RecipeError,
-    build_reference,
-    hashed_build_args,
-    recipe_digest,
     registry_host,
 )
 from ansible_collections.gpufleet.vllm.plugins.module_utils._platforms import (
@@ -44,7 +41,7 @@ VLLM_KEYS = ("model_config", "variant", "tensor_parallel_size", "dtype", "max_mo
 DRIVER_KEYS = ("driver_branch", "kernel_module_flavor", "driver_source")
 TOOLKIT_KEYS = ("cuda_toolkit", "cuda_toolkit_version")
 RUNTIME_KEYS = ("container_toolkit_version",)
-IMAGE_KEYS = ("build_args",)
+IMAGE_KEYS = ("build_args", "builder_image")
 PLAN_KEYS = VLLM_KEYS + DRIVER_KEYS + TOOLKIT_KEYS + RUNTIME_KEYS + IMAGE_KEYS
 
 # nvidia-smi in a CUDA base image proves the container runtime; the image must not need a newer
@@ -97,7 +94,8 @@ def _plan(facts, settings):
     vllm = _vllm_section(facts, settings, overrides, driver)
     image = _image_section(vllm, overrides, settings)
     return {
-        "platform": {"key": platform, "label": PLATFORMS[platform]["label"], "family": PLATFORMS[platform]["family"]},
+        "platform": {"key": platform, "label": PLATFORMS[platform]["label"], "family": PLATFORMS[platform]["family"],
+                     "vcpus": facts.get("vcpus"), "memory_mib": facts.get("memory_mib")},
         "gpus": [_gpu_summary(gpu) for gpu in facts.get("gpus") or []],
         "driver": driver,
         "toolkit": _toolkit_section(platform, facts, driver, overrides, settings),
@@ -210,21 +208,31 @@ def _image_section(vllm, overrides, settings):
         raise ValueError("the plan builds variant %s, but this release of gpufleet.vllm has no recipe for it "
                          "(roles/vllm_image/files/%s/Dockerfile; it ships %s): set gpufleet_plan.variant to one of those, "
                          "or leave this host out." % (variant, variant, ", ".join(settings.get("recipes") or ["none"])))
-    build_args = _build_args(vllm, overrides.get("build_args")) if build else {}
-    repository = vllm["image"].rsplit(":", 1)[0] if build else vllm["image"]
+    if overrides.get("builder_image") and variant != "k80":
+        raise ValueError("gpufleet_plan.builder_image names the K80 builder image, but this host is planned on variant %s: "
+                         "leave builder_image unset for it." % variant)
+    name = vllm["image"] if build else _mirrored(vllm["image"], settings.get("registry_mirror"))
     return {
         "variant": variant,
         "vllm_version": vllm["vllm_version"],
         "cuda_version": vllm["cuda_version"],
         "build": build,
         "recipe": variant if build else None,
-        "name": vllm["image"],
-        "build_args": build_args,
-        "registry": registry_host(repository),
-        # Set by content_reference() once the build inputs are hashed; a prebuilt image is its own reference.
-        "reference": None if build else vllm["image"],
-        "digest": None,
+        "name": name,
+        "build_args": _build_args(vllm, overrides.get("build_args")) if build else {},
+        "overridden_build_args": sorted(str(key) for key in overrides.get("build_args") or {}) if build else [],
+        "builder_image": overrides.get("builder_image") or None,
+        "registry": registry_host(name.rsplit(":", 1)[0]),
+        # Set for built images by the fleet plan, once every host's architectures are known.
+        "reference": None if build else name,
     }
+
+
+def _mirrored(image, mirror):
+    """A Docker Hub image through the fleet's own registry mirror, when there is one."""
+    if not mirror or registry_host(image.rsplit(":", 1)[0]):
+        return image
+    return "%s/%s" % (str(mirror).strip().rstrip("/"), image)
 
 
 def _build_args(vllm, extra):
@@ -239,25 +247,6 @@ def _build_args(vllm, extra):
                              "instead." % key)
         build_args[str(key)] = "" if value is None else str(value)
     return build_args
-
-
-def content_reference(plan, recipe_files, wheels, cert_digests, pip_extra_index_urls=()):
-    """The plan with its built image named by content: the digest of recipe, build arguments, wheels and certificates.
-
-    pip_extra_index_urls count as the image role passes them (PIP_EXTRA_INDEX_URL); their credentials
-    never reach the digest or the plan.
-    """
-    image = plan["image"]
-    if not image["build"]:
-        return plan
-    build_args = dict(image["build_args"])
-    if pip_extra_index_urls:
-        build_args["PIP_EXTRA_INDEX_URL"] = " ".join(str(url) for url in pip_extra_index_urls)
-    digest = recipe_digest(recipe_files, build_args, wheels, cert_digests)
-    image.update(digest=digest, reference=build_reference(image["name"], digest),
-                 hashed_build_args=[name for name, dummy in hashed_build_args(build_args)])
-    plan["service"]["image"] = image["reference"]
-    return plan
 
 
 def _service_section(vllm, image, settings):
@@ -298,14 +287,32 @@ def summary(host, plan):
         "%s on %s" % (", ".join("%d x %s" % (n, label) for label, n in sorted(counts.items())) or "no GPU",
                       plan["platform"]["label"]),
         _driver_words(driver),
-        "image %s %s (%s)" % (plan["image"]["variant"], plan["image"]["reference"] or plan["image"]["name"],
-                              "built" if plan["image"]["build"] else "pulled"),
+        _image_words(plan["image"]),
+        _build_words(plan["image"]["builds"]),
         "%s, TP %s, max_model_len %s" % (vllm["dtype"], vllm["tensor_parallel_size"], vllm["max_model_len"]),
         "%s KV tokens per %s" % (memory["kv_cache_tokens_per_gpu"], "GPU" if gpus and vllm["variant"] != "cpu" else "host"),
     ]
     if memory.get("budget_gib_per_gpu") is not None:
         parts.append("%.2f GiB budget per GPU, %.2f GiB weights" % (memory["budget_gib_per_gpu"], memory["weights_gib_per_gpu"]))
-    return "%s: %s" % (host, "; ".join(parts))
+    return "%s: %s" % (host, "; ".join(part for part in parts if part))
+
+
+def _image_words(image):
+    words = "image %s %s" % (image["variant"], image["reference"] or image["name"])
+    if not image["build"]:
+        return words + " (pulled)"
+    args = image["build_args"]
+    how = {"build": "built here", "pull": "pulled from the registry after %s builds it",
+           "copy": "copied from %s, which builds it"}[image["transfer"]]
+    details = ["%s %s" % (name, args[name]) for name in ("TORCH_CUDA_ARCH_LIST", "MAX_JOBS") if name in args]
+    return "%s (%s%s)" % (words, how.replace("%s", str(image["build_host"])), "".join(", " + part for part in details))
+
+
+def _build_words(builds):
+    if not builds:
+        return None
+    references = ", ".join(job["reference"] for job in builds)
+    return "builds %s for the fleet (about %d min)" % (references, sum(job["minutes"] for job in builds))
 
 
 def _driver_words(driver):

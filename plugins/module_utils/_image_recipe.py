@@ -4,10 +4,11 @@
 
 # PRIVATE to the collection gpufleet.vllm: this file may change without notice.
 
-"""Content-addressed image tags for the images the collection builds, and the present/pull/build decision.
+"""Content-addressed image tags for the images the collection builds, the present/pull/build decision,
+and the reading of build output.
 
 The tag of a built image is derived from everything that goes into the build (recipe files, build
-arguments, wheelhouse, extra CA certificates), so that a changed input gives a new tag and an
+arguments, wheelhouse, extra CA certificates, vLLM source tree), so that a changed input gives a new tag and an
 unchanged one the same tag: the service then runs exactly the image its inputs describe, and a
 host that finds the tag locally or in the registry knows it needs no build.
 """
@@ -31,6 +32,13 @@ _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 PARALLELISM_BUILD_ARGS = frozenset(("MAX_JOBS", "NVCC_THREADS", "CMAKE_BUILD_PARALLEL_LEVEL"))
 _URL_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/@]*@")
 _CHUNK = 1024 * 1024
+# Directories of a source tree that the build never needs and that change without the source changing:
+# a fresh clone or a test run would otherwise give a new tag for the same code.
+SOURCE_SKIPPED_DIRS = frozenset((".git", "__pycache__"))
+# The classic builder announces each Dockerfile instruction as "Step 3/9 : RUN ...".
+_STEP_LINE = re.compile(r"^Step \d+/\d+ : ")
+# Build log lines a failure message quotes.
+FAILURE_TAIL_LINES = 15
 
 
 class RecipeError(Exception):
@@ -62,6 +70,24 @@ def scan_tree(root):
         for name in files:
             path = os.path.join(current, name)
             if not os.path.isfile(path):
+                continue
+            relative = os.path.relpath(path, root).replace(os.sep, "/")
+            entries.append((relative, sha256_file(path)))
+    return sorted(entries)
+
+
+def scan_source(root):
+    """Sorted [(relative path with "/" separators, sha256)] of a source tree's regular files (links followed).
+
+    Like scan_tree, but without SOURCE_SKIPPED_DIRS at any depth; a ".git" file (the pointer of a
+    worktree or submodule checkout) is skipped too, as its content is a path on the host.
+    """
+    entries = []
+    for current, dirs, files in os.walk(root, followlinks=True):
+        dirs[:] = sorted(name for name in dirs if name not in SOURCE_SKIPPED_DIRS)
+        for name in files:
+            path = os.path.join(current, name)
+            if name in SOURCE_SKIPPED_DIRS or not os.path.isfile(path):
                 continue
             relative = os.path.relpath(path, root).replace(os.sep, "/")
             entries.append((relative, sha256_file(path)))
@@ -112,13 +138,14 @@ def hashed_build_args(build_args):
     return sorted(result)
 
 
-def recipe_digest(recipe_files, build_args, wheel_files=(), cert_digests=()):
+def recipe_digest(recipe_files, build_args, wheel_files=(), cert_digests=(), source_files=()):
     """Hex sha256 over everything a build consumes.
 
     recipe_files: [(relative path, sha256)] of the recipe directory (scan_tree);
     build_args: dict of effective build arguments;
     wheel_files: [(wheel file name, sha256)] (scan_wheelhouse);
-    cert_digests: sha256 of each extra CA certificate (order and duplicates do not matter).
+    cert_digests: sha256 of each extra CA certificate (order and duplicates do not matter);
+    source_files: [(relative path, sha256)] of the vLLM source tree (scan_source).
     """
     document = {
         "format": DIGEST_FORMAT,
@@ -127,6 +154,10 @@ def recipe_digest(recipe_files, build_args, wheel_files=(), cert_digests=()):
         "wheels": sorted([str(name), str(sha)] for name, sha in wheel_files),
         "certs": sorted(set(str(sha) for sha in cert_digests)),
     }
+    # Only present when there is a source tree, so that the tags of images built without one stay
+    # what they were before source trees counted.
+    if source_files:
+        document["source"] = sorted([str(path), str(sha)] for path, sha in source_files)
     text = json.dumps(document, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -201,3 +232,56 @@ def decide(present_locally, in_registry, build, registry, push=True):
             "check the image name and that the host can reach its registry."
         )
     return "built", bool(registry) and bool(push)
+
+
+# --------------------------------------------------------------------------------------------
+# Build output
+
+
+class LineSplitter(object):
+    """Cuts a stream of text chunks into whole lines.
+
+    The engine's chunks need not end at line ends: a line (and a credential in it) can arrive in
+    two pieces, and only whole lines can be masked and written to the build log safely.
+    """
+
+    def __init__(self):
+        self._partial = ""
+
+    def feed(self, text):
+        """The lines that text completes, without their line ends."""
+        pieces = (self._partial + text).split("\n")
+        self._partial = pieces.pop()
+        return [piece.rstrip("\r") for piece in pieces]
+
+    def rest(self):
+        """The unfinished last line, if any, once the stream has ended."""
+        rest, self._partial = self._partial, ""
+        return [rest] if rest else []
+
+
+def is_step_line(line):
+    """Whether a build output line announces a Dockerfile instruction ("Step 3/9 : RUN ...")."""
+    return bool(_STEP_LINE.match(line))
+
+
+def build_failure_message(reference, error, step, tail, log_path=None):
+    """The fail message of a build: the failing step, the engine's error, the last log lines and where the log is.
+
+    step: the last "Step N/M : ..." line seen (None when the build failed before its first step);
+    tail: the last build output lines (the last FAILURE_TAIL_LINES are quoted);
+    log_path: the file holding the whole log, None when the output was kept in build_log only.
+    """
+    if step:
+        where, todo = "at %s" % step, "fix that step or its inputs"
+    else:
+        where, todo = "before its first step", "check the recipe directory and the engine's log"
+    if log_path:
+        full = "the full log is in %s" % log_path
+    else:
+        full = "the last output lines are in build_log (set log_path to keep the whole log)"
+    lines = list(tail)[-FAILURE_TAIL_LINES:]
+    message = "Building %s failed %s: %s; %s and run again, %s." % (reference, where, error, todo, full)
+    if lines:
+        message += "\nLast %d lines of the build log:\n%s" % (len(lines), "\n".join(lines))
+    return message

@@ -48,7 +48,7 @@ CU128_CUDA_VERSION = "12.8"
 # The K80 fork follows upstream up to about v0.10.1 (vllm-facts section 3, V37) and has no
 # releases: the build takes a git ref of the fork, and the version string is only a label.
 K80_VLLM_VERSION = "0.10.1+k80"
-K80_REPO = "dogkeeper886/vllm37"
+K80_REPO = "https://github.com/dogkeeper886/vllm37.git"
 K80_REF = "main"
 # The fork builds for sm_37 only (TORCH_CUDA_ARCH_LIST=3.7, vllm-facts section 1, V37).
 K80_COMPUTE_CAPABILITY = "3.7"
@@ -57,11 +57,12 @@ KEPLER_DRIVER_BRANCH = ARCHITECTURES["kepler"]["branch_max"]
 K80_CUDA_VERSION = branch_max_cuda(KEPLER_DRIVER_BRANCH)
 # The fork's builder uses CUDA 11.4.4, which needs 470.82.01 or newer (vllm-facts section 1).
 K80_MIN_DRIVER = "470.82.01"
-# vllm-facts section 3 (V37): V0 engine, XFormers (TORCH_SDPA is the fork's fallback), no dynamo,
-# spawned workers. P2P over the PLX switch hangs, so NCCL avoids it for TP > 1.
+# vllm-facts section 3 (V37): V0 engine, PyTorch SDPA attention (the fork prefers XFormers only when
+# its patched build is importable, which the k80 recipe does not ship), no dynamo, spawned
+# workers. P2P over the PLX switch hangs, so NCCL avoids it for TP > 1.
 K80_ENV = {
     "VLLM_USE_V1": "0",
-    "VLLM_ATTENTION_BACKEND": "XFORMERS",
+    "VLLM_ATTENTION_BACKEND": "TORCH_SDPA",
     "TORCHDYNAMO_DISABLE": "1",
     "VLLM_WORKER_MULTIPROC_METHOD": "spawn",
 }

@@ -14,15 +14,14 @@ author: gpufleet.vllm contributors (@gpufleet)
 description:
   - Computes, without changing anything, the whole plan of one host - the NVIDIA driver (branch, kernel module flavor, source,
     packages, whether a reboot is expected), the optional CUDA toolkit, the container runtime, the vLLM deployment (variant, dtype,
-    tensor parallelism, memory), the image (recipe, build arguments and its content-addressed reference) and the service (unit,
-    port, arguments, environment).
+    tensor parallelism, memory), the image (variant, recipe, build arguments) and the service (unit, port, arguments, environment).
+  - "Built images are named by M(gpufleet.vllm.fleet_plan) once every host is planned: their architecture list spans the fleet."
   - The roles of the collection apply this plan and decide nothing it covers, so the driver the image is chosen for is exactly
     the driver the nvidia_driver role installs, pins included.
   - Refuses, with one sentence naming the host, the value and what to do, what cannot work - GPUs no single driver drives, a pin
     the GPUs cannot run, a model that does not fit, a variant this release has no recipe for, an unknown key in O(plan), an
     unsupported distribution.
-  - "Runs on the controller (C(delegate_to: localhost)), because the model directory, the image recipes, the wheelhouse and the CA
-    certificates it hashes live there."
+  - "Runs on the controller (C(delegate_to: localhost)), because the model directory and the image recipes live there."
 extends_documentation_fragment:
   - gpufleet.vllm._attributes
   - gpufleet.vllm._attributes.info_module
@@ -42,7 +41,8 @@ options:
     required: true
   system:
     description:
-      - The host's C(distribution), C(distribution_version), C(architecture) and C(kernel) as Ansible gathers them, and
+      - The host's C(distribution), C(distribution_version), C(architecture), C(kernel), C(processor_vcpus) and C(memtotal_mb)
+        (which size the image builds the host may make) as Ansible gathers them, and
         C(virtualization_role) and C(virtualization_type), which tell a container (no kernel module can be loaded there).
     type: dict
     required: true
@@ -61,7 +61,9 @@ options:
       - CUDA toolkit on the host - C(cuda_toolkit) (V(true) installs it), C(cuda_toolkit_version).
       - Container runtime - C(container_toolkit_version) (install and hold this version of NVIDIA's container toolkit; Debian and
         Ubuntu).
-      - Image - C(build_args), merged over the build arguments the plan derives (for example C(MAX_JOBS)).
+      - Image - C(build_args), merged over the build arguments the plan derives (for example C(TORCH_CUDA_ARCH_LIST) or
+        C(MAX_JOBS)); C(builder_image), a K80 builder image built elsewhere (a registry reference) that the K80 runtime image is
+        built on instead of building one.
     type: dict
     default: {}
   cuda_repository_url:
@@ -72,28 +74,17 @@ options:
     description: Directory on the controller holding one C(<variant>/Dockerfile) per image recipe of this release.
     type: path
     required: true
-  wheelhouse:
-    description: Directory on the controller whose C(*.whl) files the image build offers pip first; they count for the image tag.
-    type: path
-  ca_certificates:
-    description: Extra CA certificate files on the controller that the image trusts; they count for the image tag.
-    type: list
-    elements: path
-    default: []
-  pip_extra_index_urls:
-    description: Package indexes the build searches besides PyPI; counted for the image tag without their credentials.
-    type: list
-    elements: str
-    default: []
+  registry_mirror:
+    description:
+      - A registry that mirrors Docker Hub for the fleet (V(mirror.example.com:5000)); prebuilt images are pulled through it.
+    type: str
   service:
     description:
       - C(name) (unit C(vllm-<name>)), C(served_model_name), C(port) and C(bind_address) of the server.
     type: dict
     default: {}
-notes:
-  - The image reference of a built variant is C(<registry/>gpufleet/vllm-<variant>:<version>-<digest>), the digest covering the
-    recipe files, the build arguments, the wheels and the CA certificates, so an unchanged recipe never builds again.
 seealso:
+  - module: gpufleet.vllm.fleet_plan
   - module: gpufleet.vllm.gpu_facts
   - module: gpufleet.vllm.vllm_plan
 """
@@ -124,19 +115,15 @@ plan:
       C(image), C(service) and C(warnings).
     - C(driver.action) is C(none) (no GPU), C(keep) (the loaded driver suits the GPUs) or C(install); C(driver.cuda_version) is the
       CUDA version the image is chosen for.
-    - C(image.reference) is the exact image the service runs; C(image.build) says whether it is built or pulled.
+    - C(image.build) says whether the image is built or pulled; C(image.reference) is the exact image for pulled ones, and null
+      for built ones until M(gpufleet.vllm.fleet_plan) names them.
   returned: success
   type: dict
   sample:
     platform: {key: debian12, label: Debian 12, family: apt}
     driver: {action: install, branch: "470", flavor: proprietary, source: distribution, cuda_version: "11.4"}
-    image: {variant: k80, build: true, reference: gpufleet/vllm-k80:0.10.1-k80-0123456789ab}
+    image: {variant: k80, build: true, name: "gpufleet/vllm-k80:0.10.1-k80", reference: null}
     service: {unit: vllm-tinyllama, port: 8000, args: ["--dtype", "float32"]}
-summary:
-  description: One line saying what the host gets - GPUs, driver, image, dtype, tensor parallelism and memory.
-  returned: success
-  type: str
-  sample: "k80-01: 4 x Tesla K80 (3.7) on Debian 12; driver 470 proprietary from the distribution (CUDA 11.4); ..."
 """
 
 import json
@@ -147,14 +134,7 @@ from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.gpufleet.vllm.plugins.module_utils._host_plan import (
     HostPlanError,
-    content_reference,
     plan_host,
-    summary,
-)
-from ansible_collections.gpufleet.vllm.plugins.module_utils._image_recipe import (
-    scan_tree,
-    scan_wheelhouse,
-    sha256_file,
 )
 
 _CONTAINER_TYPES = ("docker", "container", "podman", "lxc", "containerd")
@@ -169,6 +149,8 @@ def _facts(params):
         "distribution_version": system.get("distribution_version"),
         "architecture": system.get("architecture"),
         "kernel": system.get("kernel"),
+        "vcpus": system.get("processor_vcpus"),
+        "memory_mib": system.get("memtotal_mb"),
         "in_container": system.get("virtualization_role") == "guest" and system.get("virtualization_type") in _CONTAINER_TYPES,
     }
 
@@ -194,16 +176,6 @@ def _recipes(host, recipes_dir):
     return sorted(name for name in os.listdir(recipes_dir) if os.path.isfile(os.path.join(recipes_dir, name, "Dockerfile")))
 
 
-def _name_the_image(plan, params):
-    """Hash the build inputs on the controller, so the plan names the exact image before any host builds it."""
-    if not plan["image"]["build"]:
-        return plan
-    recipe = scan_tree(os.path.join(params["recipes_dir"], plan["image"]["recipe"]))
-    wheels = scan_wheelhouse(params["wheelhouse"]) if params["wheelhouse"] else []
-    certs = [sha256_file(path) for path in params["ca_certificates"]]
-    return content_reference(plan, recipe, wheels, certs, params["pip_extra_index_urls"])
-
-
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -215,9 +187,7 @@ def main():
             plan=dict(type="dict", default={}),
             cuda_repository_url=dict(type="str", default="https://developer.download.nvidia.com/compute/cuda/repos"),
             recipes_dir=dict(type="path", required=True),
-            wheelhouse=dict(type="path"),
-            ca_certificates=dict(type="list", elements="path", default=[]),
-            pip_extra_index_urls=dict(type="list", elements="str", default=[], no_log=True),
+            registry_mirror=dict(type="str"),
             service=dict(type="dict", default={}),
         ),
         supports_check_mode=True,
@@ -230,16 +200,14 @@ def main():
             "cuda_repository_url": params["cuda_repository_url"],
             "recipes": _recipes(params["host"], params["recipes_dir"]),
             "service": params["service"],
+            "registry_mirror": params["registry_mirror"],
         }
-        plan = _name_the_image(plan_host(params["host"], _facts(params), settings), params)
+        plan = plan_host(params["host"], _facts(params), settings)
     except HostPlanError as exc:
         module.fail_json(msg=str(exc))
-    except (IOError, OSError) as exc:
-        module.fail_json(msg="%s: cannot read the image's build inputs on the controller (%s): check vllm_image_wheelhouse and "
-                             "vllm_image_ca_certificates." % (params["host"], to_native(exc)))
     for warning in plan["warnings"]:
         module.warn("%s: %s" % (params["host"], warning))
-    module.exit_json(changed=False, plan=plan, summary=summary(params["host"], plan))
+    module.exit_json(changed=False, plan=plan)
 
 
 if __name__ == "__main__":

@@ -16,12 +16,13 @@ description:
     exact reference the service must run.
   - "For build plans (whose C(build) is true) the tag is content-addressed: C(<vllm_version>-<12 hex digits>), the digits being the start
     of a sha256 over the recipe directory (each file's relative path and content), the effective build arguments, the wheels of
-    O(wheelhouse) (name and content) and the contents of O(ca_certificates). Any changed input gives a new tag, and unchanged inputs
-    the same tag, so an image found under its tag never needs a rebuild."
+    O(wheelhouse) (name and content), the contents of O(ca_certificates) and the files of O(source_dir) (relative path and content).
+    Any changed input gives a new tag, and unchanged inputs the same tag, so an image found under its tag never needs a rebuild."
   - "The module takes the first of these that applies: the image is in the engine already (RV(action=present)); its registry has it
     (RV(action=pulled)), which the engine asks the registry without pulling; it is built with the engine's classic builder from a
-    temporary build context (O(recipe_dir), plus C(wheels/) from O(wheelhouse) and C(certs/) from O(ca_certificates)) and, when the
-    plan's image names a registry host and O(registry_push=true), pushed there (RV(action=built) or RV(action=pushed))."
+    temporary build context (O(recipe_dir), plus C(wheels/) from O(wheelhouse), C(certs/) from O(ca_certificates) and C(source/)
+    from O(source_dir)) and, when the plan's image names a registry host and O(registry_push=true), pushed there (RV(action=built) or
+    RV(action=pushed))."
   - Prebuilt images (plans whose C(build) is false, such as C(vllm/vllm-openai)) are pulled by their pinned tag and never built.
   - Talks to the Docker engine API directly, so neither the C(docker) CLI nor BuildKit is needed on the host.
 extends_documentation_fragment:
@@ -31,7 +32,7 @@ attributes:
     support: full
     details:
       - Asks the engine and the registry what exists and reports the action a real run would take, without pulling, building or
-        pushing; RV(image_id) is null when the image is absent.
+        pushing, and without writing O(log_path); RV(image_id) is null when the image is absent.
   diff_mode:
     support: full
     details:
@@ -67,6 +68,25 @@ options:
     type: list
     elements: path
     default: []
+  source_dir:
+    description:
+      - Directory on the host holding a vLLM source tree, copied into the build context's C(source/), from which the recipes that
+        compile vLLM (such as the K80 and CUDA 12.8 ones) build it instead of fetching a release.
+      - Its files (relative paths and contents) count for the content tag; C(.git) and C(__pycache__) are left out of both the tag and
+        the copy, so a fresh clone of the same commit gives the same tag.
+      - When unset, C(source/) is created empty and the tag is the one the same inputs gave before this option existed.
+    type: path
+    version_added: 1.2.0
+  log_path:
+    description:
+      - File on the host that every line of the build output is appended to as it arrives, with the credentials of
+        O(pip_extra_index_urls) masked, so that C(tail -f) shows a long build's progress and its current C(Step N/M) line.
+      - The current C(Step N/M) line alone is kept in C(<log_path>.step), replaced at each step, for pollers that should not read
+        the whole log.
+      - Missing parent directories are created. Nothing is written when no build runs, nor in check mode.
+      - A failed build's message then names this file; without it only the last lines are kept, in RV(build_log).
+    type: path
+    version_added: 1.2.0
   pip_extra_index_urls:
     description:
       - Package indexes pip searches besides its default one, passed space-separated as the build argument C(PIP_EXTRA_INDEX_URL).
@@ -131,6 +151,7 @@ EXAMPLES = r"""
     wheelhouse: /var/lib/gpufleet/wheelhouse
     ca_certificates:
       - /usr/local/share/ca-certificates/corp-proxy.crt
+    log_path: /var/log/gpufleet/build-{{ planned.plan.variant }}.log
     build_args:
       MAX_JOBS: "{{ ansible_facts.processor_vcpus }}"
   register: vllm_image
@@ -146,6 +167,14 @@ EXAMPLES = r"""
     pip_extra_index_urls:
       - "https://__token__:{{ vault_pypi_token }}@pypi.example.com/simple"
     registry_push: false
+
+- name: Build vLLM from a source tree on the host (a patched checkout for old GPUs)
+  gpufleet.vllm.vllm_image:
+    plan: "{{ planned.plan }}"
+    recipe_dir: /var/lib/gpufleet/build/{{ planned.plan.variant }}
+    source_dir: /var/lib/gpufleet/src/vllm
+    log_path: /var/log/gpufleet/build-{{ planned.plan.variant }}.log
+    timeout: 14400
 """
 
 RETURN = r"""
@@ -193,6 +222,14 @@ digest_inputs:
       description: Number of distinct extra CA certificates.
       type: int
       sample: 1
+    source_dir:
+      description: The vLLM source tree, as given; null when O(source_dir) is unset.
+      type: str
+      sample: /var/lib/gpufleet/src/vllm
+    source_files:
+      description: Number of files taken from O(source_dir) (0 when it is unset).
+      type: int
+      sample: 4210
     build_args:
       description: Names of the build arguments that count for the tag (values are not returned).
       type: list
@@ -209,12 +246,19 @@ build_log:
   type: list
   elements: str
   sample: ["Step 9/9 : ENTRYPOINT [\"/opt/vllm/bin/python\", \"-m\", \"vllm.entrypoints.openai.api_server\"]", "Successfully built 49d3d430d3b2"]
+log_path:
+  description: The file the whole build output was appended to (O(log_path)).
+  returned: when O(log_path) is set and a build ran, successful or not
+  type: str
+  sample: /var/log/gpufleet/build-cpu.log
 """
 
 import collections
+import io
 import os
 import shutil
 import tempfile
+import time
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -222,13 +266,17 @@ from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.gpufleet.vllm.plugins.module_utils._image_recipe import (
     PARALLELISM_BUILD_ARGS,
+    LineSplitter,
     RecipeError,
+    build_failure_message,
     build_reference,
     cert_context_name,
     decide,
     hashed_build_args,
+    is_step_line,
     recipe_digest,
     registry_host,
+    scan_source,
     scan_tree,
     scan_wheelhouse,
     sha256_file,
@@ -244,6 +292,8 @@ except ImportError:
 
 # Lines of build output kept for the result and for failure messages.
 LOG_LINES = 40
+# Beside the build log, the current "Step N/M : ..." line alone: a poller reads it without reading a log of many MB.
+STEP_SUFFIX = ".step"
 
 
 class ImageError(Exception):
@@ -279,31 +329,27 @@ def _effective_build_args(plan_args, pip_urls, extra_args):
 class Recipe(object):
     """Everything one build consumes, read from the host, with its digest."""
 
-    def __init__(self, recipe_dir, wheelhouse, ca_certificates, build_args):
+    def __init__(self, recipe_dir, wheelhouse, ca_certificates, build_args, source_dir=None):
         if not recipe_dir:
             raise RecipeError("The plan builds its image, so recipe_dir (the directory holding the variant's Dockerfile) is required.")
         if not os.path.isfile(os.path.join(recipe_dir, "Dockerfile")):
             raise RecipeError("recipe_dir %s holds no Dockerfile; copy the variant's recipe there first." % recipe_dir)
         if wheelhouse and not os.path.isdir(wheelhouse):
             raise RecipeError("wheelhouse %s is not a directory on the host; copy the wheels there or leave wheelhouse unset." % wheelhouse)
+        if source_dir and not os.path.isdir(source_dir):
+            raise RecipeError("source_dir %s is not a directory on the host; copy the vLLM source tree there or leave source_dir unset." % source_dir)
         self.recipe_dir = recipe_dir
         self.wheelhouse = wheelhouse
+        self.source_dir = source_dir
         self.build_args = build_args
         try:
             self.recipe_files = scan_tree(recipe_dir)
             self.wheels = scan_wheelhouse(wheelhouse) if wheelhouse else []
-            self.certs = []
-            seen = set()
-            for path in ca_certificates:
-                if not os.path.isfile(path):
-                    raise RecipeError("CA certificate %s is not a file on the host; copy it there or drop it from ca_certificates." % path)
-                sha = sha256_file(path)
-                if sha not in seen:
-                    seen.add(sha)
-                    self.certs.append((path, sha))
+            self.sources = scan_source(source_dir) if source_dir else []
+            self.certs = _read_certs(ca_certificates)
         except (IOError, OSError) as exc:
             raise RecipeError("Cannot read the build inputs (%s); check the paths and their permissions." % to_native(exc))
-        self.digest = recipe_digest(self.recipe_files, build_args, self.wheels, [sha for dummy, sha in self.certs])
+        self.digest = recipe_digest(self.recipe_files, build_args, self.wheels, [sha for dummy, sha in self.certs], self.sources)
 
     def summary(self):
         return {
@@ -312,31 +358,145 @@ class Recipe(object):
             "recipe_files": len(self.recipe_files),
             "wheels": len(self.wheels),
             "ca_certificates": len(self.certs),
+            "source_dir": self.source_dir,
+            "source_files": len(self.sources),
             "build_args": [name for name, dummy in hashed_build_args(self.build_args)],
             "ignored_build_args": sorted(name for name in self.build_args if name in PARALLELISM_BUILD_ARGS),
         }
 
     def assemble(self, context):
-        """Write the build context: the recipe, then wheels/ and certs/ (both always present, as the Dockerfiles COPY them)."""
+        """Write the build context: the recipe, then wheels/, certs/ and source/ (always present, as the Dockerfiles COPY them)."""
         shutil.copytree(self.recipe_dir, context, symlinks=False)
-        wheels_dir = os.path.join(context, "wheels")
-        certs_dir = os.path.join(context, "certs")
-        for directory in (wheels_dir, certs_dir):
+        wheels_dir, certs_dir, source_dir = (os.path.join(context, name) for name in ("wheels", "certs", "source"))
+        for directory in (wheels_dir, certs_dir, source_dir):
             if not os.path.isdir(directory):
                 os.makedirs(directory)
         for name, dummy in self.wheels:
             shutil.copyfile(os.path.join(self.wheelhouse, name), os.path.join(wheels_dir, name))
         for path, sha in self.certs:
             shutil.copyfile(path, os.path.join(certs_dir, cert_context_name(sha)))
+        # Exactly the files that were hashed, so that the tag describes the context; shutil.copy keeps
+        # the mode, as build scripts in the tree may need their executable bit.
+        for relative, dummy in self.sources:
+            target = os.path.join(source_dir, *relative.split("/"))
+            if not os.path.isdir(os.path.dirname(target)):
+                os.makedirs(os.path.dirname(target))
+            shutil.copy(os.path.join(self.source_dir, *relative.split("/")), target)
+
+
+def _read_certs(paths):
+    """[(path, sha256)] of the extra CA certificates, one per distinct content."""
+    certs = []
+    seen = set()
+    for path in paths:
+        if not os.path.isfile(path):
+            raise RecipeError("CA certificate %s is not a file on the host; copy it there or drop it from ca_certificates." % path)
+        sha = sha256_file(path)
+        if sha not in seen:
+            seen.add(sha)
+            certs.append((path, sha))
+    return certs
+
+
+class Output(object):
+    """The output lines of one pull, build or push, masked.
+
+    The last LOG_LINES are kept for the result; with a log_path, every line is also appended there
+    as it arrives and flushed, so that an operator can follow a build that runs for hours.
+    """
+
+    def __init__(self, redact, log_path=None, warn=None):
+        self.redact = redact
+        self.log_path = log_path
+        self.warn = warn
+        self.tail = collections.deque(maxlen=LOG_LINES)
+        self.step = None
+        self._lines = LineSplitter()
+        self._handle = None
+        self._warned = set()
+
+    def open(self, header):
+        """Start appending to log_path, if any, with a header line."""
+        if not self.log_path:
+            return
+        try:
+            directory = os.path.dirname(self.log_path)
+            if directory and not os.path.isdir(directory):
+                os.makedirs(directory)
+            # The step of an earlier build would otherwise show until this one's first step.
+            if os.path.lexists(self.log_path + STEP_SUFFIX):
+                os.unlink(self.log_path + STEP_SUFFIX)
+            descriptor = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            self._handle = io.open(descriptor, "a", encoding="utf-8", errors="replace")
+        except (IOError, OSError) as exc:
+            raise ImageError("Cannot write the build log %s (%s); make its directory writable or change log_path." % (self.log_path, to_native(exc)))
+        self._write(header)
+
+    def text(self, text):
+        """A chunk of output text, which may end inside a line."""
+        for line in self._lines.feed(to_native(text)):
+            self.line(line)
+
+    def line(self, line):
+        line = self.redact(line.rstrip())
+        if line.strip():
+            self.tail.append(line)
+        if is_step_line(line):
+            self.step = line
+            self._write_step(line)
+        self._write(line)
+
+    def close(self, error=None):
+        """End of the output: the unfinished last line and the error, if any, are written and the log is closed."""
+        for line in self._lines.rest():
+            self.line(line)
+        if error:
+            self._write("ERROR: %s" % error)
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def _write_step(self, line):
+        """Replace <log_path>.step with the current step line, whole (written aside, then renamed), for pollers."""
+        if self._handle is None:
+            return
+        step_path = self.log_path + STEP_SUFFIX
+        try:
+            with io.open(step_path + ".new", "w", encoding="utf-8", errors="replace") as handle:
+                handle.write(line + "\n")
+            os.rename(step_path + ".new", step_path)
+        except (IOError, OSError) as exc:
+            self.warn_once("Writing the build step file %s failed (%s); the build went on." % (step_path, to_native(exc)))
+
+    def warn_once(self, message):
+        if self.warn and message not in self._warned:
+            self._warned.add(message)
+            self.warn(message)
+
+    def _write(self, line):
+        if self._handle is None:
+            return
+        try:
+            self._handle.write(line + "\n")
+            self._handle.flush()
+        except (IOError, OSError) as exc:
+            # A full log disk must not fail a build that may have run for hours: the log stops, the run says so.
+            handle, self._handle = self._handle, None
+            try:
+                handle.close()
+            except (IOError, OSError):
+                pass
+            self.warn_once("Writing the build log %s failed (%s), so it ends early; the build went on." % (self.log_path, to_native(exc)))
 
 
 class Engine(object):
     """The few Docker engine API calls the module needs (all present in Docker SDK 5.0.3)."""
 
-    def __init__(self, docker_host, timeout, secrets):
+    def __init__(self, docker_host, timeout, secrets, warn=None):
         self.docker_host = docker_host
         self.timeout = timeout
         self.secrets = secrets
+        self.warn = warn
         try:
             # "auto" asks the engine for its API version: SDK 5 would otherwise assume 1.41 and SDK 7
             # a version newer than Debian 12's engine (20.10, API 1.41) accepts.
@@ -371,18 +531,17 @@ class Engine(object):
             return False, to_native(exc)
         return True, None
 
-    def _stream(self, chunks, what):
-        log = collections.deque(maxlen=LOG_LINES)
+    def _stream(self, chunks, output, what):
+        """Feed the engine's progress chunks to output; returns the engine's error, None on success."""
         error = None
         try:
             for chunk in chunks:
                 if not isinstance(chunk, dict):
                     continue
-                for line in to_native(chunk.get("stream") or "").splitlines():
-                    if line.strip():
-                        log.append(self.redact(line.rstrip()))
+                if chunk.get("stream"):
+                    output.text(chunk["stream"])
                 if chunk.get("status") and what != "build":
-                    log.append(self.redact(" ".join(str(chunk[key]) for key in ("id", "status") if chunk.get(key))))
+                    output.line(" ".join(str(chunk[key]) for key in ("id", "status") if chunk.get(key)))
                 if chunk.get("error"):
                     error = self.redact(chunk["error"]).strip()
         except (APIError, DockerException) as exc:
@@ -390,16 +549,19 @@ class Engine(object):
         except (IOError, OSError) as exc:
             # requests raises a socket timeout (ReadTimeoutError, an OSError) when the engine is silent too long.
             error = "%s (no answer within %d seconds; raise timeout)" % (self.redact(exc), self.timeout)
-        return list(log), error
+        output.close(error)
+        return error
 
     def pull(self, reference):
         repository, tag = split_reference(reference)
-        log, error = self._stream(self.api.pull(repository, tag=tag, stream=True, decode=True), "pull")
+        output = Output(self.redact)
+        error = self._stream(self.api.pull(repository, tag=tag, stream=True, decode=True), output, "pull")
         if error:
-            raise ImageError("Pulling %s failed (%s); check that the host can reach the registry." % (reference, error), log)
-        return log
+            raise ImageError("Pulling %s failed (%s); check that the host can reach the registry." % (reference, error), list(output.tail))
+        return list(output.tail)
 
-    def build(self, recipe, reference, build_args, labels, tmpdir):
+    def build(self, recipe, reference, build_args, labels, tmpdir, log_path=None):
+        output = Output(self.redact, log_path, self.warn)
         workdir = tempfile.mkdtemp(prefix="gpufleet-build-", dir=tmpdir)
         try:
             context = os.path.join(workdir, "context")
@@ -407,25 +569,33 @@ class Engine(object):
                 recipe.assemble(context)
             except (IOError, OSError, shutil.Error) as exc:
                 raise ImageError("Cannot assemble the build context in %s (%s); check the free space there." % (workdir, to_native(exc)))
-            chunks = self.api.build(
-                path=context, tag=reference, rm=True, forcerm=True, pull=False, buildargs=build_args, labels=labels,
-                decode=True, timeout=self.timeout,
-            )
-            log, error = self._stream(chunks, "build")
+            output.open("==== gpufleet.vllm.vllm_image: building %s at %s" % (reference, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())))
+            try:
+                chunks = self.api.build(
+                    path=context, tag=reference, rm=True, forcerm=True, pull=False, buildargs=build_args, labels=labels,
+                    decode=True, timeout=self.timeout,
+                )
+            except (APIError, DockerException, IOError, OSError) as exc:
+                # Refused before any output (a context the engine rejects, an upload cut short): reported as the build's error.
+                chunks = [{"error": to_native(exc)}]
+            error = self._stream(chunks, output, "build")
         finally:
+            output.close()
             shutil.rmtree(workdir, ignore_errors=True)
         if error:
-            raise ImageError("Building %s failed: %s; the last build log lines are in build_log:\n%s" % (reference, error, "\n".join(log[-15:])), log)
-        return log
+            raise ImageError(build_failure_message(reference, error, output.step, output.tail, log_path), list(output.tail))
+        return list(output.tail)
 
     def push(self, reference):
         repository, tag = split_reference(reference)
-        log, error = self._stream(self.api.push(repository, tag=tag, stream=True, decode=True), "push")
+        output = Output(self.redact)
+        error = self._stream(self.api.push(repository, tag=tag, stream=True, decode=True), output, "push")
         if error:
             raise ImageError(
-                "Pushing %s failed (%s); the image is built on the host, check the registry and the engine's login to it." % (reference, error), log
+                "Pushing %s failed (%s); the image is built on the host, check the registry and the engine's login to it." % (reference, error),
+                list(output.tail),
             )
-        return log
+        return list(output.tail)
 
 
 def _secrets(urls):
@@ -452,7 +622,7 @@ def _target(params):
     if not build:
         return Target(False, plan_image, variant, None, plan_image)
     build_args = _effective_build_args(plan_args, params["pip_extra_index_urls"], params["build_args"])
-    recipe = Recipe(params["recipe_dir"], params["wheelhouse"], params["ca_certificates"], build_args)
+    recipe = Recipe(params["recipe_dir"], params["wheelhouse"], params["ca_certificates"], build_args, params["source_dir"])
     return Target(True, plan_image, variant, recipe, build_reference(plan_image, recipe.digest))
 
 
@@ -492,7 +662,7 @@ def _make_image(module, engine, target, action, push):
         "io.gpufleet.variant": target.variant,
         "io.gpufleet.vllm-version": str(module.params["plan"].get("vllm_version") or split_reference(target.plan_image)[1] or ""),
     }
-    log = engine.build(target.recipe, target.reference, target.recipe.build_args, labels, module.tmpdir)
+    log = engine.build(target.recipe, target.reference, target.recipe.build_args, labels, module.tmpdir, module.params["log_path"])
     if push:
         engine.push(target.reference)
     return log
@@ -506,7 +676,7 @@ def _ensure_image(module, result):
         result["digest_inputs"] = target.recipe.summary()
     result["image"] = target.reference
 
-    engine = Engine(params["docker_host"], params["timeout"], _secrets(params["pip_extra_index_urls"]))
+    engine = Engine(params["docker_host"], params["timeout"], _secrets(params["pip_extra_index_urls"]), module.warn)
     image_id = engine.image_id(target.reference)
     action, push = _choose_action(module, engine, target, image_id)
     result["action"] = "pushed" if push else action
@@ -517,6 +687,8 @@ def _ensure_image(module, result):
         result["image_id"] = image_id
         return
 
+    if action == "built" and params["log_path"]:
+        result["log_path"] = params["log_path"]
     build_log = _make_image(module, engine, target, action, push)
     if build_log is not None:
         result["build_log"] = build_log
@@ -533,6 +705,8 @@ def main():
             plan=dict(type="dict", required=True),
             recipe_dir=dict(type="path"),
             wheelhouse=dict(type="path"),
+            source_dir=dict(type="path"),
+            log_path=dict(type="path"),
             ca_certificates=dict(type="list", elements="path", default=[]),
             pip_extra_index_urls=dict(type="list", elements="str", default=[], no_log=True),
             build_args=dict(type="dict", default={}),

@@ -223,7 +223,7 @@ plan:
     env:
       description: Container environment; every value is a string.
       type: dict
-      sample: {VLLM_USE_V1: "0", VLLM_ATTENTION_BACKEND: XFORMERS, TORCHDYNAMO_DISABLE: "1", VLLM_WORKER_MULTIPROC_METHOD: spawn}
+      sample: {VLLM_USE_V1: "0", VLLM_ATTENTION_BACKEND: TORCH_SDPA, TORCHDYNAMO_DISABLE: "1", VLLM_WORKER_MULTIPROC_METHOD: spawn}
     args:
       description: >-
         vLLM server arguments after the model; the service adds C(--model), C(--served-model-name), C(--host) and C(--port), and hands the

@@ -134,8 +134,8 @@ def registry(tmp_path):
         log.close()
 
 
-def run_module(args, check=False, diff=False):
-    """Run gpufleet.vllm.vllm_image ad hoc on localhost; (result dict, raw stdout)."""
+def module_command(args, check=False, diff=False, module="gpufleet.vllm.vllm_image"):
+    """(command, environment) that runs a module of the collection ad hoc on localhost."""
     env = dict(os.environ)
     env.update({
         "ANSIBLE_COLLECTIONS_PATH": COLLECTIONS,
@@ -150,14 +150,18 @@ def run_module(args, check=False, diff=False):
     })
     command = [
         ANSIBLE, "localhost", "-c", "local", "-e", "ansible_python_interpreter=%s" % sys.executable,
-        "-m", "gpufleet.vllm.vllm_image", "-a", json.dumps(dict({"docker_host": DOCKER_HOST}, **args)),
+        "-m", module, "-a", json.dumps(dict({"docker_host": DOCKER_HOST}, **args)),
     ]
     if check:
         command.append("--check")
     if diff:
         command.append("--diff")
-    completed = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=900, check=False)
-    stdout = completed.stdout.decode("utf-8", "replace")
+    return command, env
+
+
+def parse_result(returncode, stdout, stderr):
+    """(result dict, stdout) of an ad hoc run's output."""
+    stdout = stdout.decode("utf-8", "replace")
     # With --diff the diff comes first.
     match = re.search(r"^localhost \| ([A-Z]+)!? => ", stdout, re.M)
     try:
@@ -165,12 +169,19 @@ def run_module(args, check=False, diff=False):
             raise ValueError("no result line")
         result = json.loads(stdout[match.end():])
     except ValueError:
-        pytest.fail("ansible gave no JSON result (rc %d):\n%s\n%s" % (completed.returncode, stdout, completed.stderr.decode("utf-8", "replace")))
+        pytest.fail("ansible gave no JSON result (rc %d):\n%s\n%s" % (returncode, stdout, stderr.decode("utf-8", "replace")))
     # The callback shows failure in the status word, not in the result.
     result["failed"] = match.group(1) == "FAILED"
-    result["stderr"] = completed.stderr.decode("utf-8", "replace")
+    result["stderr"] = stderr.decode("utf-8", "replace")
     assert SECRET not in stdout, "a pip index credential leaked into the output"
     return result, stdout
+
+
+def run_module(args, check=False, diff=False, module="gpufleet.vllm.vllm_image"):
+    """Run a module of the collection (vllm_image unless told) ad hoc on localhost; (result dict, raw stdout)."""
+    command, env = module_command(args, check, diff, module)
+    completed = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=900, check=False)
+    return parse_result(completed.returncode, completed.stdout, completed.stderr)
 
 
 def image_exists(engine, reference):
@@ -316,3 +327,136 @@ def test_an_image_the_registry_lacks_is_pushed_on_the_next_run(engine, repositor
 
     again, dummy = run_module(args)
     assert (again["changed"], again["action"]) == (False, "present")
+
+
+# A RUN that prints the index URL (with its credential), then a step that fails after a few lines.
+FAILING_DOCKERFILE = (
+    "FROM %s\nARG PIP_EXTRA_INDEX_URL\nRUN echo \"index $PIP_EXTRA_INDEX_URL\"; echo run %%s\n"
+    "RUN for n in $(seq 1 30); do echo \"output line $n\"; done; echo about to fail; exit 3\nRUN echo never reached\n"
+) % BASE_IMAGE
+
+
+def test_failed_build_message_names_the_step_and_the_log_file(engine, repository, inputs, tmp_path):
+    with open(os.path.join(inputs["recipe_dir"], "Dockerfile"), "w") as handle:
+        handle.write(FAILING_DOCKERFILE % uuid.uuid4().hex)
+    log_path = tmp_path / "logs" / "build.log"
+    result, dummy = run_module(dict(inputs, plan=plan("%s:0.1" % repository), pip_extra_index_urls=[PIP_URL], log_path=str(log_path)))
+    assert result.get("failed") is True
+    message = result["msg"]
+    first, rest = message.split("\n", 1)
+    # The classic builder counts the module's labels as steps after the Dockerfile's.
+    assert re.match(r"Building %s failed at Step 4/\d+ : RUN for n in" % re.escape(result["image"]), first), first
+    assert "returned a non-zero code: 3" in first
+    assert first.endswith("the full log is in %s." % log_path)
+    quoted = rest.splitlines()
+    assert quoted[0] == "Last 15 lines of the build log:"
+    assert len(quoted) == 16 and "about to fail" in quoted and "output line 30" in quoted and "output line 10" not in quoted
+    assert result["log_path"] == str(log_path)
+    assert not image_exists(engine, result["image"])
+
+    text = log_path.read_text()
+    assert SECRET not in text, "a pip index credential leaked into the build log"
+    lines = text.splitlines()
+    assert lines[0].startswith("==== gpufleet.vllm.vllm_image: building %s at " % result["image"])
+    assert "index ********" in lines
+    assert any(re.match(r"Step 4/\d+ : RUN for n in \$\(seq 1 30\); do echo \"output line \$n\"; done; echo about to fail; exit 3$", line)
+               for line in lines)
+    assert all("output line %d" % number in lines for number in range(1, 31))
+    assert lines[-1].startswith("ERROR: The command '/bin/sh -c for n in") and lines[-1].endswith("returned a non-zero code: 3")
+    assert re.match(r"Step 4/\d+ : RUN for n in ", (tmp_path / "logs" / "build.log.step").read_text())
+
+    # A second run appends, so that the log of the earlier attempt survives.
+    again, dummy = run_module(dict(inputs, plan=plan("%s:0.1" % repository), pip_extra_index_urls=[PIP_URL], log_path=str(log_path)))
+    assert again.get("failed") is True
+    assert log_path.read_text().startswith(text) and log_path.read_text().count("==== gpufleet.vllm.vllm_image: building") == 2
+
+
+def test_build_log_is_written_as_the_build_runs(engine, repository, inputs, tmp_path):
+    # Each line must reach the file while the build still runs, so that `tail -f` and a poller see progress.
+    with open(os.path.join(inputs["recipe_dir"], "Dockerfile"), "a") as handle:
+        handle.write("RUN echo first-marker; sleep 12; echo second-marker\n")
+    log_path = tmp_path / "build.log"
+    args = dict(inputs, plan=plan("%s:0.1" % repository), log_path=str(log_path))
+
+    checked, dummy = run_module(args, check=True)
+    assert (checked["changed"], checked["action"]) == (True, "built")
+    assert "log_path" not in checked
+    assert not log_path.exists(), "check mode wrote the build log"
+
+    command, env = module_command(args)
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 120
+        # Output lines are the markers alone; the Step line names both.
+        while time.time() < deadline and "first-marker" not in (log_path.read_text().splitlines() if log_path.exists() else ()):
+            assert process.poll() is None, "the module ended before its build printed first-marker"
+            time.sleep(0.2)
+        midway = log_path.read_text()
+        assert "first-marker" in midway.splitlines() and "second-marker" not in midway.splitlines()
+        assert re.search(r"^Step 5/\d+ : RUN echo first-marker", midway, re.M), midway
+        assert re.match(r"Step 5/\d+ : RUN echo first-marker; sleep 12; echo second-marker\n$", (tmp_path / "build.log.step").read_text())
+        stdout, stderr = process.communicate(timeout=600)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    built, dummy = parse_result(process.returncode, stdout, stderr)
+    assert not built.get("failed"), built.get("msg")
+    assert (built["action"], built["log_path"]) == ("built", str(log_path))
+    final = log_path.read_text()
+    assert "second-marker" in final.splitlines() and re.search(r"^Successfully built [0-9a-f]{12}$", final, re.M)
+
+    again, dummy = run_module(args)
+    assert (again["changed"], again["action"]) == (False, "present")
+    assert "log_path" not in again
+    assert log_path.read_text() == final, "a run without a build wrote to the build log"
+
+
+SOURCE_DOCKERFILE = "FROM %s\nCOPY source/ /src/\nRUN echo listing %%s; find /src -type f | sort\n" % BASE_IMAGE
+
+
+def _source_tree(root):
+    for relative, content in (
+        ("setup.py", "from setuptools import setup\nsetup()\n"),
+        ("vllm/__init__.py", "__version__ = '0.1'\n"),
+        ("vllm/__pycache__/__init__.cpython-311.pyc", "bytecode"),
+        (".git/HEAD", "ref: refs/heads/main\n"),
+    ):
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+    return root
+
+
+def test_source_dir_goes_into_the_context_and_the_tag(engine, repository, inputs, tmp_path):
+    with open(os.path.join(inputs["recipe_dir"], "Dockerfile"), "w") as handle:
+        handle.write(SOURCE_DOCKERFILE % uuid.uuid4().hex)
+    source = _source_tree(tmp_path / "vllm-src")
+    args = dict(inputs, plan=plan("%s:0.1" % repository))
+
+    # Without a source tree source/ is still there, empty, and the tag is the one of the same inputs before source trees counted.
+    bare, dummy = run_module(args)
+    assert not bare.get("failed"), bare.get("msg")
+    assert (bare["digest_inputs"]["source_dir"], bare["digest_inputs"]["source_files"]) == (None, 0)
+
+    built, dummy = run_module(dict(args, source_dir=str(source)))
+    assert not built.get("failed"), built.get("msg")
+    assert built["action"] == "built" and built["image"] != bare["image"]
+    assert (built["digest_inputs"]["source_dir"], built["digest_inputs"]["source_files"]) == (str(source), 2)
+    listed = [line for line in built["build_log"] if line.startswith("/src/")]
+    assert listed == ["/src/setup.py", "/src/vllm/__init__.py"]
+
+    # History and bytecode do not count; the code does.
+    (source / ".git" / "ORIG_HEAD").write_text("0123\n")
+    (source / "vllm" / "__pycache__" / "extra.pyc").write_text("more bytecode")
+    same, dummy = run_module(dict(args, source_dir=str(source)), check=True)
+    assert (same["changed"], same["action"], same["image"]) == (False, "present", built["image"])
+    (source / "vllm" / "__init__.py").write_text("__version__ = '0.2'\n")
+    changed, dummy = run_module(dict(args, source_dir=str(source)), check=True)
+    assert (changed["changed"], changed["action"]) == (True, "built") and changed["image"] not in (built["image"], bare["image"])
+
+    missing, dummy = run_module(dict(args, source_dir=str(tmp_path / "nowhere")))
+    assert missing.get("failed") is True
+    assert missing["msg"] == (
+        "source_dir %s is not a directory on the host; copy the vLLM source tree there or leave source_dir unset." % (tmp_path / "nowhere")
+    )

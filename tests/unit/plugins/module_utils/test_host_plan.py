@@ -10,7 +10,6 @@ gpu_facts would report them before any driver is installed.
 
 from __future__ import annotations
 
-import copy
 import re
 
 import pytest
@@ -21,10 +20,11 @@ from ansible_collections.gpufleet.vllm.plugins.module_utils._host_plan import (
     HostPlanError,
     PLAN_KEYS,
     check_overrides,
-    content_reference,
     plan_host,
     summary,
 )
+from ansible_collections.gpufleet.vllm.plugins.module_utils._fleet_images import plan_fleet
+from ansible_collections.gpufleet.vllm.plugins.module_utils._image_recipe import recipe_digest
 from ansible_collections.gpufleet.vllm.plugins.module_utils._vllm_plan import CU128_VLLM_VERSION, UPSTREAM_VLLM_VERSION
 
 HOST = "gpu-01"
@@ -62,7 +62,7 @@ def detect(*device_ids):
                        for index, device_id in enumerate(device_ids)])
 
 
-def facts(device_ids=(), system=DEBIAN, architecture="x86_64", in_container=False, **driver):
+def facts(device_ids=(), system=DEBIAN, architecture="x86_64", in_container=False, vcpus=8, memory_mib=32768, **driver):
     """Facts of a host; driver: what the loaded driver reports (summarize_host's keywords)."""
     gpus = detect(*device_ids)
     distribution, version, kernel = system
@@ -74,21 +74,25 @@ def facts(device_ids=(), system=DEBIAN, architecture="x86_64", in_container=Fals
         "architecture": architecture,
         "kernel": kernel,
         "in_container": in_container,
+        "vcpus": vcpus,
+        "memory_mib": memory_mib,
     }
 
 
-def settings(overrides=None, model="TinyLlama/TinyLlama-1.1B-Chat-v1.0", recipes=("cpu", "cu128", "k80"), service=None):
+def settings(overrides=None, model="TinyLlama/TinyLlama-1.1B-Chat-v1.0", recipes=("cpu", "cu128", "k80"), service=None,
+             mirror=None):
     return {
         "model": model,
         "overrides": overrides if overrides is not None else {},
         "cuda_repository_url": MIRROR,
         "recipes": list(recipes),
         "service": service if service is not None else {"name": "tiny"},
+        "registry_mirror": mirror,
     }
 
 
 def plan_of(device_ids=(), system=DEBIAN, overrides=None, **kwargs):
-    setting_keys = ("model", "recipes", "service")
+    setting_keys = ("model", "recipes", "service", "mirror")
     host_settings = settings(overrides, **dict((key, kwargs.pop(key)) for key in setting_keys if key in kwargs))
     return plan_host(HOST, facts(device_ids, system, **kwargs), host_settings)
 
@@ -156,7 +160,7 @@ def test_rocky_driver_of_each_gpu_family_is_a_locked_stream_of_the_cuda_reposito
 def test_k80_on_debian():
     plan = plan_of([K80] * 4, DEBIAN)
     driver, vllm, image = plan["driver"], plan["vllm"], plan["image"]
-    assert plan["platform"] == {"key": "debian12", "label": "Debian 12", "family": "apt"}
+    assert plan["platform"] == {"key": "debian12", "label": "Debian 12", "family": "apt", "vcpus": 8, "memory_mib": 32768}
     assert (driver["branch"], driver["flavor"], driver["source"]) == ("470", "proprietary", "distribution")
     assert driver["packages"] == DEBIAN_TESLA_470
     assert driver["hold"] == DEBIAN_TESLA_470
@@ -541,71 +545,39 @@ def test_registry_override_names_the_image_and_its_registry():
     assert image["registry"] == "registry.example.com:5000"
 
 
-def test_built_image_has_no_reference_until_its_inputs_are_hashed():
+def test_built_image_has_no_reference_until_the_fleet_plan_names_it():
     plan = plan_of([RTX5090], DEBIAN)
-    assert (plan["image"]["reference"], plan["image"]["digest"], plan["service"]["image"]) == (None, None, None)
+    assert (plan["image"]["reference"], plan["service"]["image"]) == (None, None)
+    assert plan["image"]["name"] == "gpufleet/vllm-cu128:%s" % CU128_VLLM_VERSION
 
 
-RECIPE = (("Dockerfile", "a" * 64), ("entrypoint.sh", "b" * 64))
-WHEELS = (("flash_attn-2.8.3-cp312-cp312-linux_x86_64.whl", "c" * 64),)
-CERTS = ("d" * 64,)
+def test_overridden_build_args_are_listed_for_the_fleet_plan():
+    image = plan_of([RTX5090], DEBIAN, {"build_args": {"MAX_JOBS": 8, "TORCH_CUDA_ARCH_LIST": "12.0"}})["image"]
+    assert image["overridden_build_args"] == ["MAX_JOBS", "TORCH_CUDA_ARCH_LIST"]
 
 
-def referenced(plan, recipe=RECIPE, wheels=WHEELS, certs=CERTS, pip_extra_index_urls=()):
-    return content_reference(copy.deepcopy(plan), recipe, wheels, certs, pip_extra_index_urls)
+def test_registry_mirror_names_prebuilt_images_only():
+    mirror = "mirror.example.com:5000"
+    assert plan_of([A40], UBUNTU, mirror=mirror)["image"]["reference"] == "%s/%s" % (mirror, UPSTREAM_CU129)
+    assert plan_of([A40], UBUNTU, mirror=mirror)["service"]["image"] == "%s/%s" % (mirror, UPSTREAM_CU129)
+    assert plan_of([RTX5090], DEBIAN, mirror=mirror)["image"]["name"] == "gpufleet/vllm-cu128:%s" % CU128_VLLM_VERSION
 
 
-def test_content_reference_names_the_built_image_by_its_inputs():
-    plan = referenced(plan_of([RTX5090], DEBIAN))
-    image = plan["image"]
-    assert re.match(r"^gpufleet/vllm-cu128:%s-[0-9a-f]{12}$" % re.escape(CU128_VLLM_VERSION), image["reference"])
-    assert re.match(r"^[0-9a-f]{64}$", image["digest"])
-    assert image["reference"].endswith("-" + image["digest"][:12])
-    assert plan["service"]["image"] == image["reference"]
-    assert image["hashed_build_args"] == ["TORCH_CUDA_ARCH_LIST", "VLLM_VERSION"]
+def test_builder_image_is_refused_outside_the_k80_variant():
+    message = refusal([A40], DEBIAN, {"builder_image": "registry.example.com/gpufleet/vllm-k80-builder:x"})
+    assert "builder_image names the K80 builder image, but this host is planned on variant upstream" in message
 
 
-def test_content_reference_is_the_same_for_the_same_inputs():
-    base = plan_of([RTX5090], DEBIAN)
-    assert referenced(base)["image"]["reference"] == referenced(plan_of([RTX5090], DEBIAN))["image"]["reference"]
+def test_the_platform_carries_the_resources_that_size_builds():
+    platform = plan_of([A40], DEBIAN, vcpus=16, memory_mib=65536)["platform"]
+    assert (platform["vcpus"], platform["memory_mib"]) == (16, 65536)
 
 
-@pytest.mark.parametrize("change", ["recipe", "build_arg", "wheel", "cert", "index"])
-def test_content_reference_changes_with_each_input(change):
-    base = plan_of([RTX5090], DEBIAN)
-    before = referenced(base)["image"]["reference"]
-    if change == "recipe":
-        after = referenced(base, recipe=[("Dockerfile", "e" * 64), RECIPE[1]])
-    elif change == "build_arg":
-        after = referenced(plan_of([RTX5090], DEBIAN, {"build_args": {"VLLM_USE_PRECOMPILED": "1"}}))
-    elif change == "wheel":
-        after = referenced(base, wheels=WHEELS + (("xformers-0.0.32-cp312-cp312-linux_x86_64.whl", "f" * 64),))
-    elif change == "cert":
-        after = referenced(base, certs=[])
-    else:
-        after = referenced(base, pip_extra_index_urls=["https://pypi.example.com/simple"])
-    assert after["image"]["reference"] != before
-    assert after["service"]["image"] == after["image"]["reference"]
-
-
-def test_content_reference_ignores_build_parallelism():
-    few = referenced(plan_of([RTX5090], DEBIAN, {"build_args": {"MAX_JOBS": "2"}}))
-    many = referenced(plan_of([RTX5090], DEBIAN, {"build_args": {"MAX_JOBS": "64"}}))
-    none = referenced(plan_of([RTX5090], DEBIAN))
-    assert few["image"]["reference"] == many["image"]["reference"] == none["image"]["reference"]
-    assert few["image"]["build_args"]["MAX_JOBS"] == "2"
-
-
-def test_content_reference_ignores_index_credentials():
-    one = referenced(plan_of([RTX5090], DEBIAN), pip_extra_index_urls=["https://build:token-1@pypi.example.com/simple"])
-    two = referenced(plan_of([RTX5090], DEBIAN), pip_extra_index_urls=["https://build:token-2@pypi.example.com/simple"])
-    assert one["image"]["reference"] == two["image"]["reference"]
-    assert "token-1" not in repr(one)
-
-
-def test_content_reference_keeps_a_prebuilt_image():
-    plan = referenced(plan_of([A40], UBUNTU))
-    assert (plan["image"]["reference"], plan["image"]["digest"], plan["service"]["image"]) == (UPSTREAM_CU129, None, UPSTREAM_CU129)
+def fleet(plan):
+    """The plan as the fleet plan completes it when the host is the whole fleet."""
+    def digest_of(build):
+        return recipe_digest([("Dockerfile", "a" * 64)], build["build_args"])
+    return plan_fleet([(HOST, plan)], {}, lambda repository, ref: "c" * 40, digest_of)[0][HOST]
 
 
 # --------------------------------------------------------------------------------------------
@@ -659,39 +631,40 @@ def test_check_overrides_accepts_every_plan_key():
 
 
 def test_summary_is_one_line_naming_gpu_driver_variant_dtype_and_tp():
-    line = summary(HOST, plan_of([K80] * 4, DEBIAN))
+    line = summary(HOST, fleet(plan_of([K80] * 4, DEBIAN)))
     assert "\n" not in line
     assert line.startswith(HOST + ": 4 x Tesla K80 (3.7) on Debian 12; ")
     assert "driver 470 proprietary from the distribution (CUDA 11.4)" in line
-    assert "image k80 gpufleet/vllm-k80:" in line and "(built)" in line
+    assert "image k80 gpufleet/vllm-k80:cccccccccccc-" in line and "(built here, TORCH_CUDA_ARCH_LIST 3.7, MAX_JOBS 7)" in line
+    assert "builds gpufleet/vllm-k80-builder:torch2.4.1-cuda11.4-" in line and "for the fleet (about 150 min)" in line
     assert "float32, TP 1, max_model_len 2048" in line
     assert "KV tokens per GPU" in line
 
 
 def test_summary_names_the_cuda_repository_and_the_content_reference():
-    plan = referenced(plan_of([RTX5090], DEBIAN))
+    plan = fleet(plan_of([RTX5090], DEBIAN))
     line = summary(HOST, plan)
     assert "driver 570 open from NVIDIA's CUDA repository (CUDA 12.8)" in line
-    assert "image cu128 %s (built)" % plan["image"]["reference"] in line
+    assert "image cu128 %s (built here, TORCH_CUDA_ARCH_LIST 12.0, MAX_JOBS 7)" % plan["image"]["reference"] in line
     assert "bfloat16, TP 1" in line
 
 
 def test_summary_of_a_kept_driver_and_a_pulled_image():
-    line = summary(HOST, plan_of([H100], UBUNTU, **loaded_580()))
+    line = summary(HOST, fleet(plan_of([H100], UBUNTU, **loaded_580())))
     assert line.startswith(HOST + ": 1 x H100 SXM5 80GB (9.0) on Ubuntu 24.04; ")
     assert "loaded driver of branch 580 kept (CUDA 13.0)" in line
     assert "image upstream %s (pulled)" % UPSTREAM in line
 
 
 def test_summary_of_a_host_without_gpu():
-    line = summary(HOST, plan_of([], ROCKY))
+    line = summary(HOST, fleet(plan_of([], ROCKY)))
     assert line.startswith(HOST + ": no GPU on Rocky Linux 8; no driver; image cpu ")
     assert "KV tokens per host" in line
     assert "budget per GPU" not in line
 
 
 def test_summary_counts_mixed_gpus():
-    line = summary(HOST, plan_of([RTX5090, A40], DEBIAN))
+    line = summary(HOST, fleet(plan_of([RTX5090, A40], DEBIAN)))
     assert "1 x A40 (8.6), 1 x GeForce RTX 5090 (12.0) on Debian 12" in line
 
 

@@ -10,15 +10,20 @@ import os
 import pytest
 
 from ansible_collections.gpufleet.vllm.plugins.module_utils._image_recipe import (
+    FAILURE_TAIL_LINES,
+    LineSplitter,
     RecipeError,
+    build_failure_message,
     build_reference,
     cert_context_name,
     content_tag,
     decide,
     hashed_build_args,
+    is_step_line,
     recipe_digest,
     redact_url,
     registry_host,
+    scan_source,
     scan_tree,
     scan_wheelhouse,
     split_reference,
@@ -203,3 +208,100 @@ def test_decide(present, in_registry, build, registry, push, expected):
 def test_decide_never_builds_prebuilt_images():
     with pytest.raises(RecipeError, match="never built"):
         decide(False, False, False, None)
+
+
+# Fixed inputs whose digests were computed by the collection before source trees counted: images
+# built without a source tree must keep their tags.
+PINNED_FILES = [("Dockerfile", "a" * 64), ("constraints.txt", "b" * 64)]
+PINNED_ARGS = {"VLLM_VERSION": "0.32.0", "PIP_EXTRA_INDEX_URL": "https://u:p@download.pytorch.org/whl/cpu", "MAX_JOBS": "8"}
+PINNED_WHEELS = [("x-0.1-py3-none-any.whl", "c" * 64)]
+PINNED_CERTS = ["d" * 64]
+
+
+def test_digest_without_source_files_is_what_it_was():
+    full = "a907bc48046d695926cf046a88717c503b7236060f68db4c67e5a385ec96824c"
+    assert recipe_digest(PINNED_FILES, PINNED_ARGS, PINNED_WHEELS, PINNED_CERTS) == full
+    assert recipe_digest(PINNED_FILES, PINNED_ARGS, PINNED_WHEELS, PINNED_CERTS, source_files=()) == full
+    assert recipe_digest(PINNED_FILES, PINNED_ARGS, PINNED_WHEELS, PINNED_CERTS, []) == full
+    assert recipe_digest(PINNED_FILES, PINNED_ARGS) == "daf9cbcd49100e243f283208ba51f5f017be199e0cd95eccf8b7fdd41f0f3072"
+
+
+def test_source_files_count_for_the_digest():
+    base = recipe_digest(PINNED_FILES, PINNED_ARGS, PINNED_WHEELS, PINNED_CERTS)
+    source = [("setup.py", "e" * 64), ("vllm/__init__.py", "f" * 64)]
+    with_source = recipe_digest(PINNED_FILES, PINNED_ARGS, PINNED_WHEELS, PINNED_CERTS, source)
+    assert with_source != base
+    assert recipe_digest(PINNED_FILES, PINNED_ARGS, PINNED_WHEELS, PINNED_CERTS, list(reversed(source))) == with_source
+    edited = [("setup.py", "e" * 64), ("vllm/__init__.py", "0" * 64)]
+    renamed = [("setup.py", "e" * 64), ("vllm/__init__2.py", "f" * 64)]
+    assert len({with_source, recipe_digest(PINNED_FILES, PINNED_ARGS, PINNED_WHEELS, PINNED_CERTS, edited),
+                recipe_digest(PINNED_FILES, PINNED_ARGS, PINNED_WHEELS, PINNED_CERTS, renamed)}) == 3
+    # The same file in the recipe and in the source tree are different inputs.
+    assert recipe_digest(PINNED_FILES + source, PINNED_ARGS, PINNED_WHEELS, PINNED_CERTS) != with_source
+
+
+def test_scan_source_skips_git_and_bytecode(tmp_path):
+    tree = tmp_path / "vllm"
+    _write(tree / "setup.py", b"setup()")
+    _write(tree / "vllm" / "__init__.py", b"")
+    _write(tree / "vllm" / "__pycache__" / "__init__.cpython-311.pyc", b"bytecode")
+    _write(tree / "csrc" / "__pycache__" / "x.pyc", b"bytecode")
+    _write(tree / ".git" / "HEAD", b"ref: refs/heads/main")
+    _write(tree / "third_party" / "cutlass" / ".git", b"gitdir: /home/someone/vllm/.git/modules/cutlass")
+    _write(tree / "third_party" / "cutlass" / "CMakeLists.txt", b"project(cutlass)")
+    _write(tree / ".github" / "CODEOWNERS", b"*")
+    entries = scan_source(str(tree))
+    assert [path for path, dummy in entries] == [".github/CODEOWNERS", "setup.py", "third_party/cutlass/CMakeLists.txt", "vllm/__init__.py"]
+    assert dict(entries)["setup.py"] == hashlib.sha256(b"setup()").hexdigest()
+    # A fresh clone, without history or bytecode, gives the same entries.
+    fresh = tmp_path / "clone"
+    _write(fresh / "setup.py", b"setup()")
+    _write(fresh / "vllm" / "__init__.py", b"")
+    _write(fresh / "third_party" / "cutlass" / "CMakeLists.txt", b"project(cutlass)")
+    _write(fresh / ".github" / "CODEOWNERS", b"*")
+    assert scan_source(str(fresh)) == entries
+
+
+def test_line_splitter_joins_lines_cut_across_chunks():
+    lines = LineSplitter()
+    assert lines.feed("Step 1/3 : FROM base\n ---> abc\nhttps://__tok") == ["Step 1/3 : FROM base", " ---> abc"]
+    assert lines.feed("en__:s3cret@pypi") == []
+    assert lines.feed(".example/simple\r\nnext") == ["https://__token__:s3cret@pypi.example/simple"]
+    assert lines.feed("\n\n") == ["next", ""]
+    assert lines.rest() == []
+    lines.feed("no newline at the end")
+    assert lines.rest() == ["no newline at the end"]
+    assert lines.rest() == []
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("Step 3/9 : RUN pip install vllm", True),
+    ("Step 12/120 : COPY source/ /src/", True),
+    (" ---> Running in 0a1b2c3d", False),
+    ("Step 3/9: RUN x", False),
+    ("echo Step 3/9 : RUN", False),
+])
+def test_is_step_line(line, expected):
+    assert is_step_line(line) is expected
+
+
+def test_build_failure_message_names_step_error_tail_and_log():
+    tail = ["line %d" % number for number in range(40)]
+    message = build_failure_message(
+        "gpufleet/vllm-k80:0.10.1-0123456789ab", "The command '/bin/sh -c exit 3' returned a non-zero code: 3",
+        "Step 7/12 : RUN exit 3", tail, "/var/log/gpufleet/build-k80.log",
+    )
+    first, rest = message.split("\n", 1)
+    assert first == (
+        "Building gpufleet/vllm-k80:0.10.1-0123456789ab failed at Step 7/12 : RUN exit 3: The command '/bin/sh -c exit 3' returned a "
+        "non-zero code: 3; fix that step or its inputs and run again, the full log is in /var/log/gpufleet/build-k80.log."
+    )
+    assert rest.splitlines() == ["Last %d lines of the build log:" % FAILURE_TAIL_LINES] + tail[-FAILURE_TAIL_LINES:]
+
+
+def test_build_failure_message_without_step_log_or_output():
+    message = build_failure_message("x:1-0123456789ab", "Cannot locate specified Dockerfile: Dockerfile", None, [])
+    assert message == (
+        "Building x:1-0123456789ab failed before its first step: Cannot locate specified Dockerfile: Dockerfile; check the recipe "
+        "directory and the engine's log and run again, the last output lines are in build_log (set log_path to keep the whole log)."
+    )

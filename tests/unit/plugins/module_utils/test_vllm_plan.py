@@ -186,14 +186,14 @@ def test_k80_plan_is_the_fork_build_with_its_runtime_settings():
     assert result["variant"] == "k80"
     assert result["cuda_version"] == "11.4"
     assert result["build"] is True
-    assert result["build_args"] == {"TORCH_CUDA_ARCH_LIST": "3.7", "VLLM_REPO": "dogkeeper886/vllm37", "VLLM_REF": "main"}
+    assert result["build_args"] == {"TORCH_CUDA_ARCH_LIST": "3.7", "VLLM_REPO": "https://github.com/dogkeeper886/vllm37.git", "VLLM_REF": "main"}
     assert result["vllm_version"] == "0.10.1+k80"
     assert result["image"] == "gpufleet/vllm-k80:0.10.1-k80"
     assert result["dtype"] == "float32"
     assert result["gpu_memory_utilization"] == 0.85
     assert result["env"] == {
         "VLLM_USE_V1": "0",
-        "VLLM_ATTENTION_BACKEND": "XFORMERS",
+        "VLLM_ATTENTION_BACKEND": "TORCH_SDPA",
         "TORCHDYNAMO_DISABLE": "1",
         "VLLM_WORKER_MULTIPROC_METHOD": "spawn",
     }

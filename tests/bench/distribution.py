@@ -1,0 +1,106 @@
+# Copyright (c) 2026, gpufleet.vllm contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""`make bench`, image distribution: the wall time of getting the cpu image onto three hosts against onto one.
+
+Three sandbox hosts (tests/sandbox/host.yml) with empty engines; `site.yml --tags image` with the
+sandbox inventory's variables, first for one host (it builds the image), then, with every engine
+emptied again, for all three (the first builds it, the other two get a copy: no registry, the
+air-gapped path). The build starts from the base image each time, with no layer cache. Target: three
+hosts take at most 1.5 times as long as one. Writes .build/bench/distribution.json and prints a
+Markdown summary; exits non-zero above the target.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+HOSTS = ["gpufleet-bench-%d" % number for number in (1, 2, 3)]
+TARGET_RATIO = 1.5
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.path.join(ROOT, ".build")
+BENCH = os.path.join(BUILD, "bench")
+PLAYBOOK = os.path.join(ROOT, ".venv", "bin", "ansible-playbook")
+
+
+def run(argv, **kwargs):
+    result = subprocess.run(argv, capture_output=True, text=True, check=False, **kwargs)
+    if result.returncode != 0:
+        raise SystemExit("%s failed (%d): %s" % (" ".join(argv), result.returncode, (result.stderr or result.stdout).strip()[-2000:]))
+    return result.stdout
+
+
+def start_hosts():
+    for index, host in enumerate(HOSTS):
+        run([PLAYBOOK, "-i", "localhost,", os.path.join(ROOT, "tests", "sandbox", "host.yml"),
+             "-e", "sandbox_name=%s" % host, "-e", "sandbox_vllm_port=%d" % (18100 + index)], cwd=ROOT)
+
+
+def stop_hosts():
+    for host in HOSTS:
+        run([PLAYBOOK, "-i", "localhost,", os.path.join(ROOT, "tests", "sandbox", "host.yml"),
+             "-e", "sandbox_name=%s" % host, "-e", "sandbox_state=absent", "-e", "sandbox_purge=true"], cwd=ROOT)
+
+
+def write_inventory():
+    """The sandbox inventory's variables for the bench hosts."""
+    directory = os.path.join(BENCH, "inventory")
+    os.makedirs(directory, exist_ok=True)
+    group_vars = os.path.join(directory, "group_vars")
+    if not os.path.islink(group_vars):
+        os.symlink(os.path.join(ROOT, "inventories", "sandbox", "group_vars"), group_vars)
+    hosts = dict((host, {"ansible_connection": "community.docker.docker", "ansible_user": "root",
+                         "ansible_python_interpreter": "/usr/bin/python3"}) for host in HOSTS)
+    with open(os.path.join(directory, "hosts.yml"), "w") as handle:
+        json.dump({"all": {"hosts": hosts}}, handle, indent=2)
+    return directory
+
+
+def empty_engines():
+    """Every vLLM image and the build cache go; the base image the build starts from stays."""
+    for host in HOSTS:
+        run(["docker", "exec", host, "bash", "-c",
+             "ids=$(docker image ls --quiet --filter 'reference=*gpufleet/vllm-*'); [ -z \"$ids\" ] || docker image rm --force $ids;"
+             " docker image prune --force >/dev/null; rm -rf /var/log/gpufleet /var/lib/gpufleet/images"])
+
+
+def timed_site_run(inventory, limit):
+    empty_engines()
+    start = time.monotonic()
+    run([PLAYBOOK, "site.yml", "-i", inventory, "--tags", "image", "--limit", limit], cwd=ROOT)
+    return round(time.monotonic() - start, 1)
+
+
+def image_size(host):
+    output = run(["docker", "exec", host, "docker", "image", "ls", "--format", "{{.Size}}", "--filter", "reference=gpufleet/vllm-cpu"])
+    return output.split()[0] if output.split() else None
+
+
+def main():
+    start_hosts()
+    try:
+        inventory = write_inventory()
+        one = timed_site_run(inventory, HOSTS[0])
+        three = timed_site_run(inventory, ",".join(HOSTS))
+        size = image_size(HOSTS[2])
+    finally:
+        stop_hosts()
+    results = {"one_host_s": one, "three_hosts_s": three, "ratio": round(three / one, 3), "target": TARGET_RATIO,
+               "image_size": size}
+    os.makedirs(BENCH, exist_ok=True)
+    with open(os.path.join(BENCH, "distribution.json"), "w") as handle:
+        json.dump(results, handle, indent=2)
+    print("| Hosts | `site.yml --tags image` (s) |\n| --- | --- |\n| 1 (build) | %.1f |\n| 3 (build, 2 copies) | %.1f |"
+          % (one, three))
+    print("\nratio %.2f (target <= %.1f); image %s" % (results["ratio"], TARGET_RATIO, size))
+    if results["ratio"] > TARGET_RATIO:
+        sys.exit("Getting the image onto three hosts took %.2f times as long as onto one, above the target of %.1f."
+                 % (results["ratio"], TARGET_RATIO))
+
+
+if __name__ == "__main__":
+    main()
