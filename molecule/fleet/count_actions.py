@@ -18,8 +18,10 @@ def count(run):
     counts = dict((kind, 0) for kind, dummy in TASKS)
     for play in run["plays"]:
         for task in play["tasks"]:
+            # Role tasks are named "<role> : <task>".
+            name = task["task"]["name"].split(" : ", 1)[-1]
             for kind, prefix in TASKS:
-                if task["task"]["name"].startswith(prefix):
+                if name.startswith(prefix):
                     counts[kind] += sum(1 for result in task["hosts"].values() if result.get("changed"))
     counts["changed"] = dict((host, stats["changed"]) for host, stats in run["stats"].items())
     return counts

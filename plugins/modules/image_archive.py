@@ -149,7 +149,6 @@ bytes:
 import gzip
 import os
 import tempfile
-import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.common.text.converters import to_native
@@ -168,12 +167,15 @@ from ansible_collections.gpufleet.vllm.plugins.module_utils._image_archive impor
     snapshot,
 )
 
-DOCKER_IMPORT_ERROR = None
-try:
-    import docker
-    from docker.errors import APIError, DockerException, NotFound
-except ImportError:
-    DOCKER_IMPORT_ERROR = traceback.format_exc()
+from ansible_collections.gpufleet.vllm.plugins.module_utils._docker_engine import (
+    DOCKER_IMPORT_ERROR,
+    MISSING_SDK,
+    APIError,
+    DockerException,
+    NotFound,
+    connect,
+    image_id,
+)
 
 _CHUNK = 4 * 1024 * 1024
 # Compression only has to beat the network relay: level 1 saved a 416 MB image three times faster than
@@ -186,21 +188,10 @@ class Engine(object):
 
     def __init__(self, docker_host, timeout):
         self.timeout = timeout
-        try:
-            # "auto" asks the engine for its API version (see vllm_image).
-            self.api = docker.APIClient(base_url=docker_host, version="auto", timeout=timeout)
-        except DockerException as exc:
-            raise ArchiveError(
-                "The Docker engine does not answer at %s (%s); install and start Docker, or set docker_host." % (docker_host, to_native(exc))
-            )
+        self.api = connect(docker_host, timeout, ArchiveError)
 
     def image_id(self, reference):
-        try:
-            return self.api.inspect_image(reference)["Id"]
-        except NotFound:
-            return None
-        except APIError as exc:
-            raise ArchiveError("The Docker engine could not inspect %s (%s); check the engine's health." % (reference, to_native(exc)))
+        return image_id(self.api, reference, ArchiveError)
 
     def snapshot(self):
         try:
@@ -364,7 +355,7 @@ def main():
         supports_check_mode=True,
     )
     if DOCKER_IMPORT_ERROR:
-        module.fail_json(msg=missing_required_lib("docker (the Docker SDK for Python, python3-docker on Debian)"), exception=DOCKER_IMPORT_ERROR)
+        module.fail_json(msg=missing_required_lib(MISSING_SDK), exception=DOCKER_IMPORT_ERROR)
 
     params = module.params
     result = dict(changed=False, image=params["image"])

@@ -24,6 +24,8 @@ description:
     from O(source_dir)) and, when the plan's image names a registry host and O(registry_push=true), pushed there (RV(action=built) or
     RV(action=pushed))."
   - Prebuilt images (plans whose C(build) is false, such as C(vllm/vllm-openai)) are pulled by their pinned tag and never built.
+  - When a built image is to be pushed but its registry does not answer, the module fails before building, so that no image is
+    left that other hosts cannot pull.
   - Talks to the Docker engine API directly, so neither the C(docker) CLI nor BuildKit is needed on the host.
 extends_documentation_fragment:
   - gpufleet.vllm._attributes
@@ -259,7 +261,6 @@ import os
 import shutil
 import tempfile
 import time
-import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.common.text.converters import to_native
@@ -283,12 +284,15 @@ from ansible_collections.gpufleet.vllm.plugins.module_utils._image_recipe import
     split_reference,
 )
 
-DOCKER_IMPORT_ERROR = None
-try:
-    import docker
-    from docker.errors import APIError, DockerException, NotFound
-except ImportError:
-    DOCKER_IMPORT_ERROR = traceback.format_exc()
+from ansible_collections.gpufleet.vllm.plugins.module_utils._docker_engine import (
+    DOCKER_IMPORT_ERROR,
+    MISSING_SDK,
+    APIError,
+    DockerException,
+    NotFound,
+    connect,
+    image_id,
+)
 
 # Lines of build output kept for the result and for failure messages.
 LOG_LINES = 40
@@ -497,14 +501,7 @@ class Engine(object):
         self.timeout = timeout
         self.secrets = secrets
         self.warn = warn
-        try:
-            # "auto" asks the engine for its API version: SDK 5 would otherwise assume 1.41 and SDK 7
-            # a version newer than Debian 12's engine (20.10, API 1.41) accepts.
-            self.api = docker.APIClient(base_url=docker_host, version="auto", timeout=timeout)
-        except DockerException as exc:
-            raise ImageError(
-                "The Docker engine does not answer at %s (%s); install and start Docker, or set docker_host." % (docker_host, to_native(exc))
-            )
+        self.api = connect(docker_host, timeout, ImageError)
 
     def redact(self, text):
         text = to_native(text)
@@ -514,12 +511,7 @@ class Engine(object):
         return text
 
     def image_id(self, reference):
-        try:
-            return self.api.inspect_image(reference)["Id"]
-        except NotFound:
-            return None
-        except APIError as exc:
-            raise ImageError("The Docker engine could not inspect %s (%s); check the engine's health." % (reference, to_native(exc)))
+        return image_id(self.api, reference, ImageError)
 
     def in_registry(self, reference):
         """(True, None) when the registry has the reference; (False, reason) otherwise. Pulls nothing."""
@@ -645,6 +637,10 @@ def _choose_action(module, engine, target, image_id):
             "check the tag and the host's access to the registry, or load the image into the engine." % (target.reference, registry_error or "not found")
         )
     if action == "built" and registry and registry_error:
+        # A build that could not be pushed would leave an image no other host can pull: stop first.
+        if push:
+            raise ImageError("The registry %s does not answer for %s (%s); start it or correct the registry the plan names "
+                             "(vllm_image_registry), nothing was built or pushed." % (registry, target.reference, registry_error))
         module.warn("Could not ask the registry %s for %s (%s); building it." % (registry, target.reference, registry_error))
     return action, push
 
@@ -717,7 +713,7 @@ def main():
         supports_check_mode=True,
     )
     if DOCKER_IMPORT_ERROR:
-        module.fail_json(msg=missing_required_lib("docker (the Docker SDK for Python, python3-docker on Debian)"), exception=DOCKER_IMPORT_ERROR)
+        module.fail_json(msg=missing_required_lib(MISSING_SDK), exception=DOCKER_IMPORT_ERROR)
 
     result = dict(changed=False)
     try:

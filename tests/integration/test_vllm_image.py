@@ -300,6 +300,20 @@ def test_prebuilt_images_are_pulled_never_built(engine, repository, inputs, regi
         assert "never built" in failed["msg"]
 
 
+def test_an_unanswering_registry_stops_the_run_before_any_build(engine, repository, inputs):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = "127.0.0.1:%d" % probe.getsockname()[1]
+    args = dict(inputs, plan=plan("%s/%s:0.1" % (closed, repository)))
+    for check in (True, False):
+        failed, dummy = run_module(args, check=check)
+        assert failed.get("failed") is True
+        assert failed["msg"].startswith("The registry %s does not answer for %s/%s:0.1-" % (closed, closed, repository))
+        assert failed["msg"].endswith("nothing was built or pushed.")
+        assert "build_log" not in failed
+    assert not [image for image in engine.images() if any(closed in tag for tag in image.get("RepoTags") or [])]
+
+
 def test_registry_push_false_keeps_the_image_local(engine, repository, inputs, registry):
     result, dummy = run_module(dict(inputs, plan=plan("%s/%s:0.1" % (registry["host"], repository)), registry_push=False))
     assert not result.get("failed"), result.get("msg")
