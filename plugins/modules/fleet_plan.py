@@ -66,6 +66,8 @@ options:
       - A vLLM source tree on the controller that the C(k80) and C(cu128) images are built from instead of a git checkout; its
         files count for the image tag, whose version part is then V(local).
     type: path
+requirements:
+  - C(git) on the controller, to resolve the git ref of a K80 image to a commit.
 seealso:
   - module: gpufleet.vllm.host_plan
   - module: gpufleet.vllm.vllm_image
@@ -132,8 +134,9 @@ def _commit_resolver(module):
     def resolve(repository, ref):
         rc, out, err = module.run_command(["git", "ls-remote", "--", repository, ref], environ_update={"GIT_TERMINAL_PROMPT": "0"})
         if rc != 0:
+            detail = ((err or out).strip().splitlines() or ["git ls-remote exited with %d" % rc])[0]
             raise FleetPlanError("The vLLM repository %s cannot be read from the controller (%s): check the URL and the network, "
-                                 "or set gpufleet_plan.vllm_version to a commit." % (repository, (err or out).strip()))
+                                 "or set gpufleet_plan.vllm_version to a commit." % (repository, detail))
         commits = [line.split()[0] for line in out.splitlines() if line.strip()]
         if not commits:
             raise FleetPlanError("The git ref %s does not resolve in %s: set gpufleet_plan.vllm_version to a branch, tag or commit "
