@@ -23,6 +23,7 @@ description:
   - Talks to the Docker engine API directly, so the C(docker) CLI is not needed on the host.
 extends_documentation_fragment:
   - gpufleet.vllm._attributes
+  - gpufleet.vllm._docker_engine
 attributes:
   check_mode:
     support: full
@@ -64,20 +65,12 @@ options:
       - Required for O(state=loaded), where the loaded image must have exactly this ID.
       - For O(state=exported), when given, the engine's image must have this ID, so that the archive holds the image that was planned.
     type: str
-  docker_host:
-    description:
-      - Docker engine API endpoint, such as V(unix:///var/run/docker.sock) or V(tcp://127.0.0.1:2375) (no TLS).
-    type: str
-    default: unix:///var/run/docker.sock
   timeout:
     description:
       - Seconds the engine may stay silent during an export or a load before the module gives up.
       - Loading a large image can keep the engine busy for minutes after the archive is sent; raise it for slow disks.
     type: int
     default: 3600
-requirements:
-  - Docker SDK for Python 5.0.3 or newer (C(python3-docker) on Debian 12) on the host.
-  - A Docker engine answering on O(docker_host).
 notes:
   - Archives are as large as the compressed image layers (several GB for CUDA images); make room at O(path) on both hosts.
 seealso:

@@ -29,6 +29,7 @@ description:
   - Talks to the Docker engine API directly, so neither the C(docker) CLI nor BuildKit is needed on the host.
 extends_documentation_fragment:
   - gpufleet.vllm._attributes
+  - gpufleet.vllm._docker_engine
 attributes:
   check_mode:
     support: full
@@ -112,20 +113,12 @@ options:
       - The engine's own credentials for that registry apply (C(docker login) on the host).
     type: bool
     default: true
-  docker_host:
-    description:
-      - Docker engine API endpoint, such as V(unix:///var/run/docker.sock) or V(tcp://127.0.0.1:2375) (no TLS).
-    type: str
-    default: unix:///var/run/docker.sock
   timeout:
     description:
       - Seconds the engine may stay silent during a pull, build or push before the module gives up.
       - Source builds of vLLM compile for a long time between log lines; raise it for slow hosts.
     type: int
     default: 3600
-requirements:
-  - Docker SDK for Python 5.0.3 or newer (C(python3-docker) on Debian 12) on the host.
-  - A Docker engine answering on O(docker_host).
 notes:
   - The digest format is versioned; collection releases that change it rebuild images once.
   - The base image named by the Dockerfile counts only by name (through the C(BASE_IMAGE) build argument or the Dockerfile text), not
