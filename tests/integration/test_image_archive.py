@@ -14,14 +14,13 @@ import gzip
 import io
 import os
 import stat
-import sys
 import tarfile
 import uuid
 
 import pytest
 
-# tests/integration is on sys.path (pytest puts each test file's directory there): share the ad hoc runner.
-from test_vllm_image import DOCKER_HOST, run_module
+# tests/integration is on sys.path (pytest puts each test file's directory there): share the engine client and the ad hoc runner.
+from test_vllm_image import engine_client, run_module
 
 MODULE = "gpufleet.vllm.image_archive"
 WRONG_ID = "sha256:" + "0" * 64
@@ -29,16 +28,7 @@ WRONG_ID = "sha256:" + "0" * 64
 
 @pytest.fixture(scope="module")
 def engine():
-    try:
-        import docker
-    except ImportError:
-        pytest.fail("The Docker SDK for Python is missing from %s; install requirements.txt into the venv." % sys.executable)
-    try:
-        client = docker.APIClient(base_url=DOCKER_HOST, version="auto", timeout=120)
-        client.ping()
-    except Exception as exc:  # pylint: disable=broad-except
-        pytest.fail("No Docker engine answers at %s (%s); run tests/sandbox/ensure-docker.sh (make does) and retry." % (DOCKER_HOST, exc))
-    return client
+    return engine_client()
 
 
 @pytest.fixture

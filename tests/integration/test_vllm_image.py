@@ -40,8 +40,7 @@ CERT_PEM = b"-----BEGIN CERTIFICATE-----\nMIIBgpufleettest\n-----END CERTIFICATE
 DOCKERFILE = "FROM %s\nCOPY wheels/ /w/\nCOPY certs/ /c/\nRUN echo listing %%s; ls /w /c\n" % BASE_IMAGE
 
 
-@pytest.fixture(scope="module")
-def engine():
+def engine_client():
     """Docker SDK client of this machine's engine; fails the tests (never skips) when there is none."""
     try:
         import docker
@@ -52,6 +51,15 @@ def engine():
         client.ping()
     except Exception as exc:  # pylint: disable=broad-except
         pytest.fail("No Docker engine answers at %s (%s); run tests/sandbox/ensure-docker.sh (make does) and retry." % (DOCKER_HOST, exc))
+    return client
+
+
+@pytest.fixture(scope="module")
+def engine():
+    """The engine's client, once the base image and the collection these tests need are in place."""
+    client = engine_client()
+    import docker  # only now: engine_client() fails the tests with a hint when the SDK is missing
+
     try:
         client.inspect_image(BASE_IMAGE)
     except docker.errors.NotFound:

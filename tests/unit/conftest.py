@@ -2,13 +2,18 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Shared test doubles: fake sysfs trees and FakeNvml (GPUs and NVML do not exist on the build machines)."""
+"""Shared test doubles: fake sysfs trees and FakeNvml (GPUs and NVML do not exist on the build machines); and for module
+tests, a run of a module's main() and the check that a module documents the options its argument spec declares."""
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
+import yaml
+
+from ansible.module_utils.testing import patch_module_args
 
 from nvml_recording import FakeNvmlReplay
 
@@ -254,3 +259,36 @@ def nvml_replay():
         return FakeNvmlReplay.from_file(fixture_path(host, "nvml.json"))
 
     return load
+
+
+def run_main(module, capsys, args):
+    """Run module.main() with module args; return (exit code, parsed JSON result)."""
+    with patch_module_args(args):
+        with pytest.raises(SystemExit) as caught:
+            module.main()
+    return caught.value.code, json.loads(capsys.readouterr().out)
+
+
+@pytest.fixture
+def check_documented_options(monkeypatch):
+    """Check that a module's DOCUMENTATION lists the options of its argument spec, with the same type, required and default."""
+
+    def check(module):
+        seen = {}
+
+        class Recorder:
+            def __init__(self, argument_spec, **kwargs):
+                seen.update(argument_spec)
+                raise SystemExit(0)
+
+        monkeypatch.setattr(module, "AnsibleModule", Recorder)
+        with pytest.raises(SystemExit):
+            module.main()
+        documented = yaml.safe_load(module.DOCUMENTATION)["options"]
+        assert set(documented) == set(seen)
+        for name, spec in seen.items():
+            assert documented[name]["type"] == spec["type"], name
+            assert documented[name].get("required", False) == spec.get("required", False), name
+            assert documented[name].get("default") == spec.get("default"), name
+
+    return check

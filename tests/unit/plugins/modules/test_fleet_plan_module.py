@@ -13,12 +13,12 @@ import subprocess
 import pytest
 import yaml
 
-from ansible.module_utils.testing import patch_module_args
-
 from ansible_collections.gpufleet.vllm.plugins.module_utils._gpu_detect import merge_gpus, summarize_host
 from ansible_collections.gpufleet.vllm.plugins.module_utils._host_plan import plan_host
 from ansible_collections.gpufleet.vllm.plugins.module_utils._vllm_plan import CPU_VLLM_VERSION
 from ansible_collections.gpufleet.vllm.plugins.modules import fleet_plan
+
+from conftest import run_main
 
 K80 = "0x102d"
 
@@ -57,10 +57,7 @@ def module_args(inputs, plans, **extra):
 
 
 def run_module(capsys, args):
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as caught:
-            fleet_plan.main()
-    return caught.value.code, json.loads(capsys.readouterr().out)
+    return run_main(fleet_plan, capsys, args)
 
 
 def cpu_fleet():
@@ -190,21 +187,7 @@ def test_missing_source_dir_is_refused(capsys, inputs, tmp_path):
                              "leave it unset to build from git." % missing)
 
 
-def test_argument_spec_matches_the_documentation(monkeypatch):
-    seen = {}
-
-    class Recorder:
-        def __init__(self, argument_spec, **kwargs):
-            seen.update(argument_spec)
-            raise SystemExit(0)
-
-    monkeypatch.setattr(fleet_plan, "AnsibleModule", Recorder)
-    with pytest.raises(SystemExit):
-        fleet_plan.main()
-    documented = yaml.safe_load(fleet_plan.DOCUMENTATION)["options"]
-    assert set(documented) == set(seen)
-    for name, spec in seen.items():
-        assert documented[name]["type"] == spec["type"], name
-        assert documented[name].get("default") == spec.get("default"), name
+def test_argument_spec_matches_the_documentation(check_documented_options):
+    check_documented_options(fleet_plan)
     yaml.safe_load(fleet_plan.EXAMPLES)
     assert {"plans", "builds", "summaries"} <= set(yaml.safe_load(fleet_plan.RETURN))

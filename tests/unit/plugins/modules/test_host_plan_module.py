@@ -9,12 +9,13 @@ import pytest
 import yaml
 
 from ansible.module_utils.common import warnings as module_warnings
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.gpufleet.vllm.plugins.module_utils import _model_catalog
 from ansible_collections.gpufleet.vllm.plugins.module_utils._gpu_detect import merge_gpus, summarize_host
 from ansible_collections.gpufleet.vllm.plugins.module_utils._vllm_plan import CPU_VLLM_VERSION, UPSTREAM_VLLM_VERSION
 from ansible_collections.gpufleet.vllm.plugins.modules import host_plan
+
+from conftest import run_main
 
 PLAN_KEYS = {"platform", "gpus", "driver", "toolkit", "runtime", "vllm", "image", "service", "warnings"}
 DEBIAN = {"distribution": "Debian", "distribution_version": "12.7", "architecture": "x86_64", "kernel": "6.1.0-40-amd64",
@@ -53,11 +54,7 @@ def module_args(inputs, host="cpu-01", devices=(), system=None, **extra):
 
 
 def run_module(capsys, args):
-    """Run main() with module args; return (exit code, parsed JSON result)."""
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as caught:
-            host_plan.main()
-    return caught.value.code, json.loads(capsys.readouterr().out)
+    return run_main(host_plan, capsys, args)
 
 
 def test_gpu_less_host_gets_the_cpu_image_named_later_by_the_fleet_plan(capsys, inputs):
@@ -183,22 +180,7 @@ def test_plan_warnings_become_task_warnings(capsys, inputs):
     assert messages == ["mixed-01: %s" % warning for warning in result["plan"]["warnings"]]
 
 
-def test_argument_spec_matches_the_documentation(monkeypatch):
-    seen = {}
-
-    class Recorder:
-        def __init__(self, argument_spec, **kwargs):
-            seen.update(argument_spec)
-            raise SystemExit(0)
-
-    monkeypatch.setattr(host_plan, "AnsibleModule", Recorder)
-    with pytest.raises(SystemExit):
-        host_plan.main()
-    documented = yaml.safe_load(host_plan.DOCUMENTATION)["options"]
-    assert set(documented) == set(seen)
-    for name, spec in seen.items():
-        assert documented[name]["type"] == spec["type"], name
-        assert documented[name].get("required", False) == spec.get("required", False), name
-        assert documented[name].get("default") == spec.get("default"), name
+def test_argument_spec_matches_the_documentation(check_documented_options):
+    check_documented_options(host_plan)
     yaml.safe_load(host_plan.EXAMPLES)
     assert "plan" in yaml.safe_load(host_plan.RETURN)

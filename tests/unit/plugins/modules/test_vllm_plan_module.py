@@ -7,12 +7,10 @@ from __future__ import annotations
 import json
 import os
 
-import pytest
-
-from ansible.module_utils.testing import patch_module_args
-
 from ansible_collections.gpufleet.vllm.plugins.module_utils import _model_catalog
 from ansible_collections.gpufleet.vllm.plugins.modules import vllm_plan
+
+from conftest import run_main
 
 PLAN_KEYS = {
     "model", "variant", "vllm_version", "cuda_version", "driver_cuda_version", "driver_cuda_source", "image", "build",
@@ -55,11 +53,7 @@ A40_HOST = dict(K80_HOST, driver_version="570.124.06", cuda_driver_version="12.8
 
 
 def run_module(capsys, args):
-    """Run main() with module args; return (exit code, parsed JSON result)."""
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as caught:
-            vllm_plan.main()
-    return caught.value.code, json.loads(capsys.readouterr().out)
+    return run_main(vllm_plan, capsys, args)
 
 
 def test_k80_plan_has_exact_keys_and_never_changes(capsys):
