@@ -143,17 +143,25 @@ integration: venv $(COLLECTION_LINK) sandbox-image registry-server
 	PYTHONPATH=$(abspath $(COLLECTIONS)) $(BIN)/pytest -q tests/integration
 
 .PHONY: molecule
-# fleet follows default: its first host reuses the engine store where default built the cpu image.
-MOLECULE_SCENARIOS := default fleet driver_k80 driver_cuda_repo
-
+# Chains run side by side, each in its order: fleet follows default because its first host reuses
+# the engine store where default built the cpu image; the driver scenarios mostly wait on
+# Debian's archive meanwhile.
+IMAGE_SCENARIOS := default fleet
+DRIVER_SCENARIOS := driver_k80 driver_cuda_repo
 LOGS := $(BUILD)/logs
 
 molecule: venv $(COLLECTION_LINK) sandbox-image model
-	mkdir -p $(LOGS)
-	for scenario in $(MOLECULE_SCENARIOS); do \
-	  molecule test --scenario-name $$scenario 2>&1 | tee $(LOGS)/molecule-$$scenario.log \
-	    || { $(BIN)/python tests/failure_summary.py $(LOGS)/molecule-$$scenario.log; exit 1; }; \
-	done
+	$(BIN)/python tests/molecule_chains.py $(LOGS) "$(IMAGE_SCENARIOS)" "$(DRIVER_SCENARIOS)"
+
+# make test's long half: the image scenarios, which keep the two cores busy building and serving.
+.PHONY: molecule-images
+molecule-images: venv $(COLLECTION_LINK) sandbox-image model
+	$(BIN)/python tests/molecule_chains.py $(LOGS) "$(IMAGE_SCENARIOS)"
+
+# make test's other half, beside it: the integration tests, then the driver scenarios.
+.PHONY: integration-and-drivers
+integration-and-drivers: integration
+	$(BIN)/python tests/molecule_chains.py $(LOGS) "$(DRIVER_SCENARIOS)"
 
 FLEETS := $(notdir $(wildcard inventories/*))
 
@@ -166,4 +174,5 @@ inventories: venv $(COLLECTION_LINK)
 	done
 
 .PHONY: test
-test: unit sanity lint build inventories integration molecule
+test: unit sanity lint build inventories
+	$(MAKE) --no-print-directory --jobs 2 molecule-images integration-and-drivers
