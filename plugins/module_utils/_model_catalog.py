@@ -34,6 +34,32 @@ def _hub(model_id):
     return "https://huggingface.co/%s/blob/main/config.json" % model_id
 
 
+def _gpt_oss_layers(count):
+    return ["sliding_attention" if index % 2 == 0 else "full_attention" for index in range(count)]
+
+
+# What gpt-oss-20b and gpt-oss-120b share: MXFP4 experts (the rest stays bfloat16), sliding-window
+# (128) layers alternating with full attention, attention sinks.
+_GPT_OSS = {
+    "model_type": "gpt_oss",
+    "hidden_size": 2880,
+    "intermediate_size": 2880,
+    "num_experts_per_tok": 4,
+    "num_attention_heads": 64,
+    "num_key_value_heads": 8,
+    "head_dim": 64,
+    "attention_bias": True,
+    "sliding_window": 128,
+    "vocab_size": 201088,
+    "max_position_embeddings": 131072,
+    "tie_word_embeddings": False,
+    "torch_dtype": "bfloat16",
+    "quantization_config": {
+        "quant_method": "mxfp4",
+        "modules_to_not_convert": ["model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"],
+    },
+}
+
 MODELS = {
     "TinyLlama/TinyLlama-1.1B-Chat-v1.0": {
         "model_type": "llama",
@@ -144,6 +170,24 @@ MODELS = {
         "tie_word_embeddings": False,
         "torch_dtype": "bfloat16",
     },
+    "Qwen/Qwen3-30B-A3B": {
+        "model_type": "qwen3_moe",
+        "num_hidden_layers": 48,
+        "hidden_size": 2048,
+        "intermediate_size": 6144,
+        "moe_intermediate_size": 768,
+        "num_experts": 128,
+        "num_experts_per_tok": 8,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 4,
+        "head_dim": 128,
+        "vocab_size": 151936,
+        "max_position_embeddings": 40960,
+        "tie_word_embeddings": False,
+        "torch_dtype": "bfloat16",
+    },
+    "openai/gpt-oss-20b": dict(_GPT_OSS, num_hidden_layers=24, num_local_experts=32, layer_types=_gpt_oss_layers(24)),
+    "openai/gpt-oss-120b": dict(_GPT_OSS, num_hidden_layers=36, num_local_experts=128, layer_types=_gpt_oss_layers(36)),
 }
 
 for _model_id, _entry in MODELS.items():
@@ -154,12 +198,23 @@ for _model_id, _entry in MODELS.items():
 _IMPLICIT_QKV_BIAS_TYPES = frozenset(("qwen2", "qwen2_moe"))
 # Qwen3 adds an RMSNorm over each query and key head (transformers Qwen3Attention q_norm/k_norm).
 _QK_NORM_TYPES = frozenset(("qwen3", "qwen3_moe"))
+# gpt-oss adds a learned attention sink per head, and biases to its experts and router
+# (transformers GptOssAttention.sinks, GptOssExperts, GptOssTopKRouter).
+_ATTENTION_SINK_TYPES = frozenset(("gpt_oss",))
+_EXPERT_BIAS_TYPES = frozenset(("gpt_oss",))
+
+# Sliding-window layers are planned as full attention: never less than vLLM reserves for them.
+_UNDERSTOOD_LAYER_TYPES = frozenset(("full_attention", "sliding_attention"))
 
 _REQUIRED = ("num_hidden_layers", "hidden_size", "num_attention_heads", "vocab_size")
 
 
 class ModelConfigError(ValueError):
     """A config.json lacks what the arithmetic needs."""
+
+
+class UnplannedFamilyError(ModelConfigError):
+    """A config.json is complete but describes something the planner does not model."""
 
 
 def lookup(model):
@@ -199,6 +254,7 @@ def validate(config):
     config = text_config(config)
     for name in _REQUIRED:
         _int_field(config, name)
+    _check_attention_is_understood(config)
     if _experts(config) == 0:
         _int_field(config, "intermediate_size")
     kv = kv_heads(config)
@@ -208,6 +264,19 @@ def validate(config):
             % (config["num_attention_heads"], kv)
         )
     return config
+
+
+def _check_attention_is_understood(config):
+    """Refuse attention whose KV cache the planner would get wrong by counting it as grouped-query."""
+    if config.get("kv_lora_rank"):
+        raise UnplannedFamilyError(
+            "The model config's kv_lora_rank declares multi-head latent attention, whose compressed KV cache the planner does not model yet."
+        )
+    others = sorted(set(config.get("layer_types") or ()) - _UNDERSTOOD_LAYER_TYPES)
+    if others:
+        raise UnplannedFamilyError(
+            "The model config's layer_types holds %s, layers whose cache the planner does not model yet." % ", ".join(map(str, others))
+        )
 
 
 def head_dim(config):
@@ -234,52 +303,76 @@ def _experts(config):
     return 0
 
 
-def parameter_count(config):
-    """Parameters of a llama-style decoder described by a config.json (dense or MoE).
+def parameter_groups(config):
+    """Parameters of a llama-style decoder described by a config.json (dense or MoE), by group.
 
-    Counts token embeddings, per layer q/k/v/o projections with grouped-query attention, a gated
-    MLP (gate, up, down = 3 x hidden x intermediate) or, with ``num_local_experts``/``num_experts``,
-    that many expert MLPs plus the router and an optional shared expert, two RMSNorms per layer,
-    the final norm, and the LM head unless ``tie_word_embeddings`` is true.
+    Quantization stores groups differently (_quantization), so they are counted apart:
+    ``embeddings`` (token embeddings, and the LM head unless ``tie_word_embeddings``),
+    ``attention`` (q/k/v/o projection weights, grouped-query), ``mlp`` (the gated MLP, 3 x hidden x
+    intermediate, or a Qwen-MoE shared expert), ``experts`` (the expert MLPs of MoE models, from
+    ``num_local_experts``/``num_experts``) and ``other`` (norms, biases, routers, attention sinks).
     """
     config = validate(config)
     hidden = config["hidden_size"]
     layers = config["num_hidden_layers"]
-    heads = config["num_attention_heads"]
-    kv = kv_heads(config)
-    hd = head_dim(config)
-    vocab = config["vocab_size"]
     model_type = str(config.get("model_type") or "").lower()
-
-    q_out = heads * hd
-    kv_out = kv * hd
-    attention = hidden * q_out + 2 * hidden * kv_out + q_out * hidden
-    if config.get("attention_bias"):
-        attention += q_out + 2 * kv_out + hidden
-    elif model_type in _IMPLICIT_QKV_BIAS_TYPES:
-        attention += q_out + 2 * kv_out
-    if model_type in _QK_NORM_TYPES:
-        attention += 2 * hd
-
-    experts = _experts(config)
-    if experts:
-        expert_size = config.get("moe_intermediate_size") or _int_field(config, "intermediate_size")
-        mlp = experts * 3 * hidden * expert_size + hidden * experts
-        shared = config.get("shared_expert_intermediate_size")
-        if shared:
-            # Qwen-MoE style shared expert with its sigmoid gate.
-            mlp += 3 * hidden * shared + hidden
-    else:
-        intermediate = config["intermediate_size"]
-        mlp = 3 * hidden * intermediate
-        if config.get("mlp_bias"):
-            mlp += 2 * intermediate + hidden
-
-    norms = 2 * hidden
-    total = vocab * hidden + layers * (attention + mlp + norms) + hidden
+    attention, attention_other = _attention_parameters(config, model_type)
+    mlp, experts, mlp_other = _mlp_parameters(config, model_type)
+    embeddings = config["vocab_size"] * hidden
     if not config.get("tie_word_embeddings", False):
-        total += vocab * hidden
-    return total
+        embeddings *= 2
+    norms = 2 * hidden
+    return {
+        "embeddings": embeddings,
+        "attention": layers * attention,
+        "mlp": layers * mlp,
+        "experts": layers * experts,
+        "other": layers * (attention_other + mlp_other + norms) + hidden,
+    }
+
+
+def _attention_parameters(config, model_type):
+    """(projection weights, biases/norms/sinks) of one layer's attention."""
+    hidden = config["hidden_size"]
+    heads = config["num_attention_heads"]
+    hd = head_dim(config)
+    q_out = heads * hd
+    kv_out = kv_heads(config) * hd
+    weights = hidden * q_out + 2 * hidden * kv_out + q_out * hidden
+    other = 0
+    if config.get("attention_bias"):
+        other += q_out + 2 * kv_out + hidden
+    elif model_type in _IMPLICIT_QKV_BIAS_TYPES:
+        other += q_out + 2 * kv_out
+    if model_type in _QK_NORM_TYPES:
+        other += 2 * hd
+    if model_type in _ATTENTION_SINK_TYPES:
+        other += heads
+    return weights, other
+
+
+def _mlp_parameters(config, model_type):
+    """(dense or shared-expert weights, expert weights, biases/routers) of one layer's MLP."""
+    hidden = config["hidden_size"]
+    experts = _experts(config)
+    if not experts:
+        intermediate = config["intermediate_size"]
+        return 3 * hidden * intermediate, 0, (2 * intermediate + hidden) if config.get("mlp_bias") else 0
+    expert_size = config.get("moe_intermediate_size") or _int_field(config, "intermediate_size")
+    router = hidden * experts
+    if model_type in _EXPERT_BIAS_TYPES:
+        # gpt-oss: biased experts (gate_up 2 x intermediate, down hidden) and a biased router.
+        router += experts * (2 * expert_size + hidden) + experts
+    shared = config.get("shared_expert_intermediate_size")
+    if shared:
+        # Qwen-MoE style shared expert with its sigmoid gate.
+        return 3 * hidden * shared, experts * 3 * hidden * expert_size, router + hidden
+    return 0, experts * 3 * hidden * expert_size, router
+
+
+def parameter_count(config):
+    """All parameters of the model (the sum of parameter_groups)."""
+    return sum(parameter_groups(config).values())
 
 
 def max_position_embeddings(config):

@@ -35,6 +35,7 @@ from ansible_collections.gpufleet.vllm.plugins.module_utils._gpu_catalog import 
     version_key,
 )
 from ansible_collections.gpufleet.vllm.plugins.module_utils import _model_catalog
+from ansible_collections.gpufleet.vllm.plugins.module_utils import _quantization
 
 VARIANTS = ("k80", "cu128", "upstream", "cpu")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
@@ -255,7 +256,8 @@ class _ModelShape:
     attention_heads: int
     kv_heads: int
     head_dim: int
-    parameters: int
+    parameter_groups: tuple
+    quantization: Optional[_quantization.Quantization]
     max_len: Optional[int]
 
     @classmethod
@@ -266,9 +268,22 @@ class _ModelShape:
             attention_heads=config["num_attention_heads"],
             kv_heads=_model_catalog.kv_heads(config),
             head_dim=_model_catalog.head_dim(config),
-            parameters=_model_catalog.parameter_count(config),
+            parameter_groups=tuple(sorted(_model_catalog.parameter_groups(config).items())),
+            quantization=_quantization.from_config(config),
             max_len=_model_catalog.max_position_embeddings(config),
         )
+
+    @property
+    def parameters(self):
+        return sum(count for _group, count in self.parameter_groups)
+
+    @property
+    def has_experts(self):
+        return dict(self.parameter_groups)["experts"] > 0
+
+    def weights_gib(self, dtype_bytes, tensor_parallel_size=1):
+        weights = _quantization.weight_bytes(dict(self.parameter_groups), dtype_bytes, self.quantization)
+        return float(weights) / tensor_parallel_size / GIB
 
     def kv_bytes_per_token(self, dtype_bytes, tensor_parallel_size=1):
         # Ranks beyond the KV head count each hold a replica of one head (QKVParallelLinear).
@@ -320,7 +335,7 @@ class _MemoryModel:
         return DTYPE_BYTES[self.dtype]
 
     def at(self, tensor_parallel_size):
-        weights_gib = float(self.shape.parameters) * self.dtype_bytes / tensor_parallel_size / GIB
+        weights_gib = self.shape.weights_gib(self.dtype_bytes, tensor_parallel_size)
         kv_bytes = self.shape.kv_bytes_per_token(self.dtype_bytes, tensor_parallel_size)
         free_gib = self.budget.gib - weights_gib - self.budget.overhead_gib
         tokens = _whole_blocks(free_gib * GIB, kv_bytes) if free_gib > 0 else 0
@@ -441,6 +456,7 @@ def _driver_cuda_source_option(source, driver_cuda_version):
 
 
 def _model_config(model, model_config):
+    """The _ModelShape of the built-in entry or of the config given; PlanError for a config that cannot be planned."""
     if model_config is None:
         config = _model_catalog.lookup(model)
         if config is None:
@@ -454,17 +470,18 @@ def _model_config(model, model_config):
             "model_config of model %s must be a dict or the path of a config.json, not %s." % (model, type(model_config).__name__)
         )
     try:
-        return _model_catalog.validate(config)
+        return _ModelShape.from_config(_model_catalog.validate(config))
     except _model_catalog.ModelConfigError as exc:
         reason = str(exc).split(";", maxsplit=1)[0].rstrip(".")
-        raise PlanError(
-            "The config of model %s cannot be planned (%s); pass the model's complete config.json as model_config."
-            % (model, reason[:1].lower() + reason[1:])
-        )
+        if isinstance(exc, _model_catalog.UnplannedFamilyError):
+            remedy = "serve a model of a family the planner knows (ansible-doc gpufleet.vllm.vllm_plan lists them)"
+        else:
+            remedy = "pass the model's complete config.json as model_config"
+        raise PlanError("The config of model %s cannot be planned (%s); %s." % (model, reason[:1].lower() + reason[1:], remedy))
 
 
 def _model_shape(model, model_config, max_model_len):
-    shape = _ModelShape.from_config(_model_config(model, model_config))
+    shape = _model_config(model, model_config)
     if max_model_len is not None and shape.max_len is not None and max_model_len > shape.max_len:
         # vLLM refuses a longer max_model_len than the model's (ModelConfig._get_and_verify_max_len).
         raise PlanError(
@@ -637,6 +654,25 @@ def _check_upstream(gpus, driver, warnings):
                 "Variant upstream needs a driver with CUDA %s or newer on %s but the plan assumes %s; use variant cu128 or install branch %s or newer."
                 % (UPSTREAM_BLACKWELL_MIN_CUDA, gpu.label, driver.described, UPSTREAM_BLACKWELL_MIN_BRANCH)
             )
+
+
+def _check_model_kernels(model, shape, variant, gpus):
+    """Raise PlanError when the variant or the GPUs lack the kernels the model's weights need."""
+    method = shape.quantization.method if shape.quantization else None
+    if variant == "k80" and (method or shape.has_experts):
+        # The fork has no quantized kernels and its MoE extension (_moe_C) fails (vllm-facts section 3).
+        kind = "%s-quantized" % method if method else "a mixture of experts"
+        raise PlanError(
+            "Model %s is %s, which the k80 variant cannot run (the K80 fork has no such kernels); "
+            "serve a dense unquantized model there." % (model, kind)
+        )
+    least = gpus.least
+    needed = shape.quantization.min_compute_capability if method else None
+    if needed and least.known and least.cc_key < _vk(needed):
+        raise PlanError(
+            "Model %s is %s-quantized, which needs compute capability %s or newer, more than %s has; "
+            "serve an unquantized checkpoint of it there." % (model, method, needed, least.label)
+        )
 
 
 def _warn_if_mixed(gpus, warnings):
@@ -953,6 +989,7 @@ def _plan_gpu(request, shape, gpus, gpu_host):
     warnings = []
     variant = request.variant or _choose_variant(gpus, driver)
     _validate_variant(variant, gpus, driver, warnings)
+    _check_model_kernels(request.model, shape, variant, gpus)
     _warn_if_mixed(gpus, warnings)
     dtype = _choose_dtype(variant, request, gpus, shape.model_type)
     image = _gpu_image(variant, request, gpus, driver, warnings)
@@ -1001,7 +1038,7 @@ def _plan_cpu(request, shape, gpu_list):
     memory = _MemoryModel(shape, _cpu_dtype(request.dtype), None)
     kv_bytes = shape.kv_bytes_per_token(memory.dtype_bytes)
     tokens = _whole_blocks(CPU_KVCACHE_SPACE_GIB * GIB, kv_bytes)
-    fit = _Fit(1, float(shape.parameters) * memory.dtype_bytes / GIB, kv_bytes, float(CPU_KVCACHE_SPACE_GIB), tokens)
+    fit = _Fit(1, shape.weights_gib(memory.dtype_bytes), kv_bytes, float(CPU_KVCACHE_SPACE_GIB), tokens)
     max_model_len = _cpu_max_model_len(request, shape, tokens, warnings)
     version = request.vllm_version_or(CPU_VLLM_VERSION)
     image = _built_image("cpu", request.registry, version, None, {"VLLM_VERSION": version})

@@ -54,8 +54,19 @@ options:
     description:
       - The model's C(config.json), as a dict, as its JSON text, or as the path of the file (or of its directory) on the host.
       - Optional for the models of the built-in table (TinyLlama-1.1B-Chat-v1.0, Qwen2.5 0.5B/1.5B/3B/7B Instruct, Qwen3-0.6B,
-        Meta-Llama-3-8B-Instruct, Llama-3.1-8B-Instruct, Mistral-7B-Instruct-v0.3) and when O(model) is a directory on the host that holds
-        a C(config.json); required otherwise.
+        Qwen3-30B-A3B, Meta-Llama-3-8B-Instruct, Llama-3.1-8B-Instruct, Mistral-7B-Instruct-v0.3, gpt-oss-20b, gpt-oss-120b) and when
+        O(model) is a directory on the host that holds a C(config.json); required otherwise.
+      - The families it understands are llama-style decoders, dense or mixture of experts (Llama, Mistral, Qwen2/2.5, Qwen3, Qwen3-MoE,
+        Mixtral-style C(num_local_experts), Qwen-MoE shared experts, gpt-oss with its attention sinks and biased experts), and multimodal
+        configs whose language model is one of those under C(text_config).
+      - Weights of quantized checkpoints follow C(quantization_config.quant_method) - V(mxfp4) (MoE experts only, 4.25 bits a weight,
+        compute capability 8.0 or newer), V(fp8) (linear layers, 1 byte, 7.5 or newer), V(awq) (7.5 or newer) and V(gptq) (6.0 or newer)
+        with their C(bits) and C(group_size); embeddings, the LM head, norms and routers stay in the model's dtype. Any other method is
+        refused, naming the field. The V(k80) variant refuses quantized and mixture-of-experts models.
+      - Sliding-window layers are planned as full attention - what vLLM reserves for them while C(max_model_len) is at most the batched
+        tokens (8192 by default), and more than it reserves beyond that, where the planned concurrency is then a lower bound.
+      - Configs of families it does not understand are refused, naming the field - multi-head latent attention (C(kv_lora_rank)) and
+        C(layer_types) other than sliding and full attention (linear attention, state-space layers).
     type: raw
   variant:
     description:

@@ -18,6 +18,9 @@ REQUIRED_MODELS = (
     "meta-llama/Meta-Llama-3-8B-Instruct",
     "meta-llama/Llama-3.1-8B-Instruct",
     "mistralai/Mistral-7B-Instruct-v0.3",
+    "Qwen/Qwen3-30B-A3B",
+    "openai/gpt-oss-20b",
+    "openai/gpt-oss-120b",
 )
 
 
@@ -31,13 +34,14 @@ def test_table_entry_has_every_essential_field_and_its_hub_source(model_id):
     assert entry["num_attention_heads"] % entry["num_key_value_heads"] == 0
 
 
-def test_only_qwen3_sets_head_dim_in_the_table():
+def test_only_the_models_whose_hub_config_sets_head_dim_set_it_in_the_table():
     with_head_dim = sorted(model_id for model_id, entry in catalog.MODELS.items() if "head_dim" in entry)
-    assert with_head_dim == ["Qwen/Qwen3-0.6B"]
+    assert with_head_dim == ["Qwen/Qwen3-0.6B", "Qwen/Qwen3-30B-A3B", "openai/gpt-oss-120b", "openai/gpt-oss-20b"]
 
 
 # Published sizes: model cards (TinyLlama 1.1B, Qwen2.5 0.49B/1.54B/3.09B/7.61B, Qwen3 0.6B,
-# Llama 3 8.03B, Mistral 7.25B) and vllm-facts section 8 "Params" column.
+# Llama 3 8.03B, Mistral 7.25B, Qwen3-30B-A3B 30.5B, gpt-oss 20.9B/116.8B) and vllm-facts section 8
+# "Params" column.
 @pytest.mark.parametrize(
     "model_id, billions",
     [
@@ -50,6 +54,9 @@ def test_only_qwen3_sets_head_dim_in_the_table():
         ("meta-llama/Meta-Llama-3-8B-Instruct", 8.03),
         ("meta-llama/Llama-3.1-8B-Instruct", 8.03),
         ("mistralai/Mistral-7B-Instruct-v0.3", 7.25),
+        ("Qwen/Qwen3-30B-A3B", 30.5),
+        ("openai/gpt-oss-20b", 20.9),
+        ("openai/gpt-oss-120b", 116.8),
     ],
 )
 def test_parameter_count_matches_published_size(model_id, billions):
@@ -175,3 +182,43 @@ def test_validate_rejects_a_non_mapping():
 def test_max_position_embeddings_is_none_when_missing():
     assert catalog.max_position_embeddings({"num_hidden_layers": 2}) is None
     assert catalog.max_position_embeddings(catalog.MODELS["Qwen/Qwen3-0.6B"]) == 40960
+
+
+def test_gpt_oss_groups_put_nearly_all_weights_in_the_experts():
+    groups = catalog.parameter_groups(catalog.MODELS["openai/gpt-oss-20b"])
+    # 24 layers of 32 experts, each 3 x 2880 x 2880; untied 201088 x 2880 embeddings and LM head.
+    assert groups["experts"] == 24 * 32 * 3 * 2880 * 2880
+    assert groups["embeddings"] == 2 * 201088 * 2880
+    assert groups["mlp"] == 0
+
+
+def test_gpt_oss_counts_sinks_and_expert_and_router_biases():
+    config = catalog.MODELS["openai/gpt-oss-20b"]
+    other = catalog.parameter_groups(config)["other"]
+    without = catalog.parameter_groups(dict(config, model_type="mixtral"))["other"]
+    sinks = 24 * 64
+    expert_biases = 24 * 32 * (2 * 2880 + 2880)
+    router_biases = 24 * 32
+    assert other - without == sinks + expert_biases + router_biases
+
+
+def test_dense_models_have_no_expert_group():
+    groups = catalog.parameter_groups(catalog.MODELS["meta-llama/Llama-3.1-8B-Instruct"])
+    assert groups["experts"] == 0
+    assert groups["mlp"] == 32 * 3 * 4096 * 14336
+
+
+def test_multi_head_latent_attention_is_refused_naming_the_field():
+    config = dict(catalog.MODELS["meta-llama/Llama-3.1-8B-Instruct"], model_type="deepseek_v3", kv_lora_rank=512)
+    with pytest.raises(catalog.ModelConfigError, match="kv_lora_rank declares multi-head latent attention"):
+        catalog.validate(config)
+
+
+def test_layer_types_other_than_sliding_and_full_attention_are_refused():
+    config = dict(catalog.MODELS["Qwen/Qwen3-0.6B"], layer_types=["linear_attention", "full_attention"] * 14)
+    with pytest.raises(catalog.ModelConfigError, match="layer_types holds linear_attention, layers whose cache"):
+        catalog.validate(config)
+
+
+def test_sliding_and_full_attention_layers_are_understood():
+    assert catalog.validate(catalog.MODELS["openai/gpt-oss-20b"])["layer_types"][:2] == ["sliding_attention", "full_attention"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from ansible_collections.gpufleet.vllm.plugins.module_utils import _model_catalog
 from ansible_collections.gpufleet.vllm.plugins.module_utils import _vllm_plan as planner
 from ansible_collections.gpufleet.vllm.plugins.module_utils._gpu_catalog import ARCHITECTURES, branch_max_cuda
 from ansible_collections.gpufleet.vllm.plugins.module_utils._vllm_plan import PlanError, plan_deployment
@@ -883,3 +884,62 @@ def test_env_values_and_args_are_strings():
         assert all(isinstance(value, str) for value in result["env"].values())
         assert all(isinstance(value, str) for value in result["args"])
         assert not {"--model", "--port", "--api-key"} & set(result["args"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Quantized and MoE checkpoints
+
+GPT_OSS_20B = "openai/gpt-oss-20b"
+GPT_OSS_120B = "openai/gpt-oss-120b"
+QWEN3_MOE = "Qwen/Qwen3-30B-A3B"
+
+
+def test_gpt_oss_20b_fits_one_rtx5090_at_its_full_context():
+    # Seed 004's deployment: MXFP4 experts make the weights about 12.8 GiB, not 39 GiB of bfloat16.
+    result = plan(gpus(("rtx5090", 1)), HOST_570, model=GPT_OSS_20B)
+    assert result["variant"] == "cu128"
+    assert result["tensor_parallel_size"] == 1
+    assert result["max_model_len"] == 131072
+    assert 12.7 < result["memory"]["weights_gib_per_gpu"] < 12.9
+    assert result["memory"]["kv_cache_tokens_per_gpu"] >= 131072
+
+
+def test_gpt_oss_120b_fits_one_h100():
+    result = plan(gpus(("h100", 1)), HOST_580, model=GPT_OSS_120B)
+    assert result["tensor_parallel_size"] == 1
+    assert 60 < result["memory"]["weights_gib_per_gpu"] < 62
+
+
+def test_bfloat16_moe_weights_count_every_expert():
+    result = plan(gpus(("h100", 1)), HOST_580, model=QWEN3_MOE)
+    assert close(result["memory"]["weights_gib_per_gpu"], 30.53e9 * 2 / 1024 ** 3, 0.01)
+
+
+def test_mxfp4_below_compute_capability_8_is_refused():
+    fails("is mxfp4-quantized, which needs compute capability 8.0 or newer, more than Tesla T4", gpus(("t4", 1)), HOST_580,
+          model=GPT_OSS_20B)
+
+
+@pytest.mark.parametrize("model, kind", [(GPT_OSS_20B, "mxfp4-quantized"), (QWEN3_MOE, "a mixture of experts")])
+def test_k80_refuses_quantized_and_moe_models(model, kind):
+    fails("is %s, which the k80 variant cannot run" % kind, gpus(("k80", 4)), HOST_470, model=model)
+
+
+def test_fp8_checkpoint_halves_the_linear_weights():
+    config = dict(_model_catalog.MODELS[LLAMA31], quantization_config={"quant_method": "fp8", "weight_block_size": [128, 128]})
+    result = plan(gpus(("h100", 1)), HOST_580, model="example/llama-fp8", model_config=config)
+    # 6.98 B linear weights at one byte, 1.05 B embedding and LM head weights at two.
+    assert close(result["memory"]["weights_gib_per_gpu"], (6.98e9 + 2 * 1.051e9) / 1024 ** 3, 0.01)
+
+
+def test_an_unknown_quantization_method_is_refused_naming_the_field():
+    config = dict(_model_catalog.MODELS[LLAMA31], quantization_config={"quant_method": "bitsandbytes"})
+    fails("quantization_config.quant_method 'bitsandbytes' is not one the planner knows (awq, fp8, gptq, mxfp4)); serve a model of a "
+          "family the planner knows (ansible-doc gpufleet.vllm.vllm_plan lists them).", gpus(("h100", 1)), HOST_580,
+          model="example/llama-bnb", model_config=config)
+
+
+def test_multi_head_latent_attention_is_refused_with_one_sentence():
+    config = dict(_model_catalog.MODELS[LLAMA31], kv_lora_rank=512)
+    fails("(the model config's kv_lora_rank declares multi-head latent attention, whose compressed KV cache the planner does not model "
+          "yet); serve a model", gpus(("h100", 1)), HOST_580, model="example/mla", model_config=config)
