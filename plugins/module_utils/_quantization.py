@@ -21,6 +21,7 @@ from ansible_collections.gpufleet.vllm.plugins.module_utils._model_catalog impor
 
 LINEAR_GROUPS = ("attention", "mlp", "experts")
 
+
 # Minimum compute capability of vLLM's kernels per method (vllm-facts section 6).
 MIN_COMPUTE_CAPABILITY = {"mxfp4": "8.0", "fp8": "7.5", "awq": "7.5", "gptq": "6.0"}
 
@@ -41,6 +42,13 @@ class Quantization:
     @property
     def min_compute_capability(self):
         return MIN_COMPUTE_CAPABILITY[self.method]
+
+
+# What vLLM's --quantization applies to an unquantized checkpoint while loading it, that the
+# planner knows: fp8 stores the linear weights in a byte, with one scale per tensor, and leaves
+# the KV cache in the model's dtype (measured on the H200, docs/validated-on.md).
+_AT_LOAD = {"fp8": Quantization("fp8", 8.0, LINEAR_GROUPS)}
+AT_LOAD = tuple(_AT_LOAD)
 
 
 def from_config(config):
@@ -64,6 +72,11 @@ def from_config(config):
         "The model config's quantization_config.quant_method %r is not one the planner knows (%s)."
         % (settings.get("quant_method"), ", ".join(sorted(MIN_COMPUTE_CAPABILITY)))
     )
+
+
+def at_load(method):
+    """The Quantization that ``--quantization method`` gives an unquantized checkpoint."""
+    return _AT_LOAD[method]
 
 
 def _grouped_bits(settings, method):

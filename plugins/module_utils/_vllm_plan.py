@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Dict, List, Optional, Tuple, Union
 
 from ansible_collections.gpufleet.vllm.plugins.module_utils._gpu_catalog import (
@@ -139,6 +139,7 @@ class _Request:
     variant: Optional[str]
     tensor_parallel_size: Union[str, int]
     dtype: str
+    quantization: Optional[str]
     max_model_len: Optional[int]
     gpu_memory_utilization: Optional[float]
     driver_cuda_version: Optional[str]
@@ -379,6 +380,20 @@ def parse_model_config(text, origin):
     return data
 
 
+def _quantized_at_load(request, shape):
+    """The shape with the weights vLLM quantizes while loading (--quantization), if asked to."""
+    if request.quantization is None:
+        return shape
+    if shape.quantization is not None:
+        raise PlanError(
+            "Model %s is already %s-quantized, so vLLM cannot quantize it to %s at load time; leave quantization unset."
+            % (request.model, shape.quantization.method, request.quantization)
+        )
+    if request.variant == "cpu":
+        raise PlanError("The cpu variant cannot quantize model %s to %s at load time; leave quantization unset." % (request.model, request.quantization))
+    return replace(shape, quantization=_quantization.at_load(request.quantization))
+
+
 def _check_fact_shapes(gpus, gpu_host):
     if not isinstance(gpus, list):
         raise PlanError(
@@ -408,6 +423,17 @@ def _dtype_option(dtype):
     if dtype not in DTYPES:
         raise PlanError("dtype %r is not one of %s; pick one of them." % (dtype, ", ".join(DTYPES)))
     return dtype
+
+
+def _quantization_option(value):
+    if value in (None, ""):
+        return None
+    if value not in _quantization.AT_LOAD:
+        raise PlanError(
+            "quantization %r is not one the planner knows vLLM to apply at load time (%s); pick it or leave quantization unset."
+            % (value, ", ".join(_quantization.AT_LOAD))
+        )
+    return value
 
 
 def _utilization_option(value):
@@ -946,6 +972,7 @@ def plan_deployment(
     variant=None,
     tensor_parallel_size="auto",
     dtype="auto",
+    quantization=None,
     max_model_len=None,
     gpu_memory_utilization=None,
     driver_cuda_version=None,
@@ -964,6 +991,7 @@ def plan_deployment(
         model=_model_option(model),
         variant=_variant_option(variant),
         dtype=_dtype_option(dtype),
+        quantization=_quantization_option(quantization),
         gpu_memory_utilization=_utilization_option(gpu_memory_utilization),
         max_model_len=_max_model_len_option(max_model_len),
         tensor_parallel_size=_tp_option(tensor_parallel_size),
@@ -972,7 +1000,7 @@ def plan_deployment(
         driver_cuda_source=_driver_cuda_source_option(driver_cuda_source, driver_cuda_version),
         registry=registry,
     )
-    shape = _model_shape(request.model, model_config, request.max_model_len)
+    shape = _quantized_at_load(request, _model_shape(request.model, model_config, request.max_model_len))
     gpu_list = [_Gpu.from_fact(fact, index) for index, fact in enumerate(gpus)]
     if not gpu_list and request.variant not in (None, "cpu"):
         raise PlanError(
@@ -1007,6 +1035,8 @@ def _plan_gpu(request, shape, gpus, gpu_host):
             "--gpu-memory-utilization", str(utilization)]
     if variant == "k80":
         args += ["--enforce-eager", "--swap-space", "0"]
+    if request.quantization:
+        args += ["--quantization", request.quantization]
     serving = _Serving(dtype, tp, max_model_len, utilization, _gpu_env(image, driver, tp), args)
     return _result(request.model, image, driver, serving, _memory_report(memory, fit, max_model_len), warnings)
 

@@ -92,6 +92,14 @@ options:
     type: str
     choices: [auto, float32, float16, bfloat16]
     default: auto
+  quantization:
+    description:
+      - Have vLLM quantize an unquantized checkpoint while loading it (C(--quantization)).
+      - V(fp8) stores the linear layers' weights in one byte each (embeddings and the LM head stay in O(dtype), and so does the KV
+        cache); it needs compute capability 7.5 or newer and a GPU variant other than V(k80).
+      - Refused for checkpoints that are quantized already (their C(quantization_config) decides).
+    type: str
+    choices: [fp8]
   max_model_len:
     description:
       - Context length (prompt and output tokens) of one request.
@@ -272,6 +280,7 @@ from ansible_collections.gpufleet.vllm.plugins.module_utils._vllm_plan import (
     parse_model_config,
     plan_deployment,
 )
+from ansible_collections.gpufleet.vllm.plugins.module_utils._quantization import AT_LOAD
 
 
 def _read_config_file(path):
@@ -307,6 +316,7 @@ def main():
             variant=dict(type="str", choices=list(VARIANTS)),
             tensor_parallel_size=dict(type="raw", default="auto"),
             dtype=dict(type="str", choices=list(DTYPES), default="auto"),
+            quantization=dict(type="str", choices=list(AT_LOAD)),
             max_model_len=dict(type="int"),
             gpu_memory_utilization=dict(type="float"),
             driver_cuda_version=dict(type="str"),
@@ -325,6 +335,7 @@ def main():
             variant=params["variant"],
             tensor_parallel_size=params["tensor_parallel_size"],
             dtype=params["dtype"],
+            quantization=params["quantization"],
             max_model_len=params["max_model_len"],
             gpu_memory_utilization=params["gpu_memory_utilization"],
             driver_cuda_version=params["driver_cuda_version"],

@@ -28,15 +28,20 @@ def recorded_cases():
         return {case["case"]: case for case in json.load(handle)["cases"]}
 
 
-def planned_weights_gib(shape):
+def planned_weights_gib(shape, at_load=None):
     groups = _model_catalog.parameter_groups(shape)
-    return _quantization.weight_bytes(groups, 2, _quantization.from_config(shape)) / GIB
+    quantization = _quantization.at_load(at_load) if at_load else _quantization.from_config(shape)
+    return _quantization.weight_bytes(groups, 2, quantization) / GIB
 
 
-@pytest.mark.parametrize("case", ["llama-3.1-8b-bf16", "gemma-2-2b-sliding", "qwen3-30b-a3b-8of48"])
-def test_planned_weights_are_within_3_percent_of_what_vllm_loaded(case):
+@pytest.mark.parametrize(
+    "case, at_load",
+    [("llama-3.1-8b-bf16", None), ("llama-3.1-8b-fp8", "fp8"), ("gemma-2-2b-sliding", None), ("qwen3-30b-a3b-8of48", None)],
+)
+def test_planned_weights_are_within_3_percent_of_what_vllm_loaded(case, at_load):
     recorded = recorded_cases()[case]
-    planned = planned_weights_gib(recorded["shape"])
+    assert recorded["extra_args"] == (["--quantization", at_load] if at_load else [])
+    planned = planned_weights_gib(recorded["shape"], at_load)
     assert planned == pytest.approx(recorded["scraped"]["weights_gib"], rel=TOLERANCE)
 
 

@@ -943,3 +943,32 @@ def test_multi_head_latent_attention_is_refused_with_one_sentence():
     config = dict(_model_catalog.MODELS[LLAMA31], kv_lora_rank=512)
     fails("(the model config's kv_lora_rank declares multi-head latent attention, whose compressed KV cache the planner does not model "
           "yet); serve a model", gpus(("h100", 1)), HOST_580, model="example/mla", model_config=config)
+
+
+def test_fp8_at_load_quantizes_the_linear_weights_and_passes_the_flag():
+    result = plan(gpus(("h100", 1)), HOST_580, model=LLAMA31, quantization="fp8", max_model_len=8192)
+    assert arg(result, "--quantization") == "fp8"
+    # vLLM 0.24.0 loaded this shape in 8.54 GiB on the H200 (tests/hardware/fixtures).
+    assert result["memory"]["weights_gib_per_gpu"] == pytest.approx(8.54, rel=0.03)
+    # The KV cache stays in the model's dtype.
+    assert result["memory"]["kv_bytes_per_token_per_gpu"] == 2 * 32 * 8 * 128 * 2
+
+
+def test_fp8_at_load_below_compute_capability_7_5_is_refused():
+    fails("is fp8-quantized, which needs compute capability 7.5 or newer, more than Tesla V100", gpus(("v100", 1)), HOST_580,
+          model=QWEN05, quantization="fp8")
+
+
+def test_fp8_at_load_is_refused_on_k80_and_cpu():
+    fails("is fp8-quantized, which the k80 variant cannot run", gpus(("k80", 2)), HOST_470, quantization="fp8")
+    fails("The cpu variant cannot quantize model", [], NO_DRIVER, variant="cpu", quantization="fp8")
+
+
+def test_fp8_at_load_of_a_quantized_checkpoint_is_refused():
+    fails("Model openai/gpt-oss-20b is already mxfp4-quantized, so vLLM cannot quantize it to fp8 at load time",
+          gpus(("h100", 1)), HOST_580, model=GPT_OSS_20B, quantization="fp8")
+
+
+def test_an_unknown_quantization_at_load_is_refused():
+    fails("quantization 'int4' is not one the planner knows vLLM to apply at load time (fp8)", gpus(("h100", 1)), HOST_580,
+          quantization="int4")

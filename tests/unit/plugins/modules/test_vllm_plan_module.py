@@ -186,14 +186,12 @@ def test_invalid_choice_is_refused_by_the_argument_spec(capsys):
     assert "variant" in result["msg"] and "rocm" in result["msg"]
 
 
-def test_argument_spec_matches_the_documentation():
+def test_argument_spec_matches_the_documentation(check_documented_options):
     import yaml
 
+    check_documented_options(vllm_plan)
     documented = yaml.safe_load(vllm_plan.DOCUMENTATION)["options"]
-    assert set(documented) == {
-        "gpus", "gpu_host", "model", "model_config", "variant", "tensor_parallel_size", "dtype", "max_model_len",
-        "gpu_memory_utilization", "driver_cuda_version", "vllm_version", "registry",
-    }
+    assert documented["quantization"]["choices"] == ["fp8"]
     assert documented["variant"]["choices"] == ["k80", "cu128", "upstream", "cpu"]
     assert documented["dtype"]["default"] == "auto"
     assert documented["tensor_parallel_size"]["default"] == "auto"
