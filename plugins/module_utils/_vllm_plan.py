@@ -389,8 +389,6 @@ def _quantized_at_load(request, shape):
             "Model %s is already %s-quantized, so vLLM cannot quantize it to %s at load time; leave quantization unset."
             % (request.model, shape.quantization.method, request.quantization)
         )
-    if request.variant == "cpu":
-        raise PlanError("The cpu variant cannot quantize model %s to %s at load time; leave quantization unset." % (request.model, request.quantization))
     return replace(shape, quantization=_quantization.at_load(request.quantization))
 
 
@@ -481,7 +479,7 @@ def _driver_cuda_source_option(source, driver_cuda_version):
     return source
 
 
-def _model_config(model, model_config):
+def _config_shape(model, model_config):
     """The _ModelShape of the built-in entry or of the config given; PlanError for a config that cannot be planned."""
     if model_config is None:
         config = _model_catalog.lookup(model)
@@ -507,7 +505,7 @@ def _model_config(model, model_config):
 
 
 def _model_shape(model, model_config, max_model_len):
-    shape = _model_config(model, model_config)
+    shape = _config_shape(model, model_config)
     if max_model_len is not None and shape.max_len is not None and max_model_len > shape.max_len:
         # vLLM refuses a longer max_model_len than the model's (ModelConfig._get_and_verify_max_len).
         raise PlanError(
@@ -1060,6 +1058,8 @@ def _plan_cpu(request, shape, gpu_list):
         raise PlanError(
             "tensor_parallel_size %d cannot apply to the cpu variant, which runs one process; set it to 1 or auto." % request.tensor_parallel_size
         )
+    if request.quantization:
+        raise PlanError("The cpu variant cannot quantize model %s to %s at load time; leave quantization unset." % (request.model, request.quantization))
     warnings = []
     if gpu_list:
         warnings.append("The cpu variant leaves the host's %d GPU(s) unused." % len(gpu_list))

@@ -962,6 +962,8 @@ def test_fp8_at_load_below_compute_capability_7_5_is_refused():
 def test_fp8_at_load_is_refused_on_k80_and_cpu():
     fails("is fp8-quantized, which the k80 variant cannot run", gpus(("k80", 2)), HOST_470, quantization="fp8")
     fails("The cpu variant cannot quantize model", [], NO_DRIVER, variant="cpu", quantization="fp8")
+    # A host without GPUs gets the cpu variant without asking for it.
+    fails("The cpu variant cannot quantize model", [], NO_DRIVER, quantization="fp8")
 
 
 def test_fp8_at_load_of_a_quantized_checkpoint_is_refused():
