@@ -34,8 +34,10 @@ from ansible_collections.gpufleet.vllm.plugins.module_utils._gpu_catalog import 
     driver_max_cuda,
     version_key,
 )
+from ansible_collections.gpufleet.vllm.plugins.module_utils import _kv_cache
 from ansible_collections.gpufleet.vllm.plugins.module_utils import _model_catalog
 from ansible_collections.gpufleet.vllm.plugins.module_utils import _quantization
+from ansible_collections.gpufleet.vllm.plugins.module_utils import _startup_memory
 
 VARIANTS = ("k80", "cu128", "upstream", "cpu")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
@@ -83,15 +85,12 @@ CPU_VLLM_VERSION = "0.32.0"
 CPU_KVCACHE_SPACE_GIB = 4
 UPSTREAM_IMAGE = "vllm/vllm-openai"
 
-# Non-torch memory, activations and CUDA graphs (vllm-facts section 8): 0.6 GiB reproduces the
-# K80 fork's eager-mode measurements within about 5 %; 1.5 GiB is the low end for CUDA graphs.
+# Non-torch memory and activations of the K80 fork, which runs eager: 0.6 GiB reproduces its
+# measurements within about 5 % (vllm-facts section 8).
 OVERHEAD_EAGER_GIB = 0.6
-OVERHEAD_GIB = 1.5
 # V37 runs the K80 at 0.85; vLLM's own default is 0.9 (vllm-facts sections 3 and 7).
 K80_GPU_MEMORY_UTILIZATION = 0.85
 DEFAULT_GPU_MEMORY_UTILIZATION = 0.9
-# vLLM pages the KV cache in blocks of 16 tokens (vllm-facts section 7, --block-size).
-BLOCK_SIZE = 16
 # Lowered context lengths are rounded down to a multiple of this.
 MAX_MODEL_LEN_STEP = 256
 GIB = 1024 ** 3
@@ -250,26 +249,28 @@ class _DriverCuda:
 
 @dataclass(frozen=True)
 class _ModelShape:
-    """What the memory model needs from a config.json; _model_catalog does the arithmetic."""
+    """What the memory model needs from a config.json; _model_catalog and _kv_cache do the arithmetic."""
 
     model_type: str
-    layers: int
     attention_heads: int
     kv_heads: int
-    head_dim: int
+    kv_layout: _kv_cache.KvLayout
+    activations: _startup_memory.Activations
     parameter_groups: tuple
     quantization: Optional[_quantization.Quantization]
     max_len: Optional[int]
 
     @classmethod
     def from_config(cls, config):
+        layout = _kv_cache.KvLayout.from_config(config)
+        groups = _model_catalog.parameter_groups(config)
         return cls(
             model_type=str(config.get("model_type") or "").lower(),
-            layers=config["num_hidden_layers"],
             attention_heads=config["num_attention_heads"],
             kv_heads=_model_catalog.kv_heads(config),
-            head_dim=_model_catalog.head_dim(config),
-            parameter_groups=tuple(sorted(_model_catalog.parameter_groups(config).items())),
+            kv_layout=layout,
+            activations=_startup_memory.Activations.from_config(config, _startup_memory.runs_on_v2(layout, groups["experts"] > 0)),
+            parameter_groups=tuple(sorted(groups.items())),
             quantization=_quantization.from_config(config),
             max_len=_model_catalog.max_position_embeddings(config),
         )
@@ -286,11 +287,6 @@ class _ModelShape:
         weights = _quantization.weight_bytes(dict(self.parameter_groups), dtype_bytes, self.quantization)
         return float(weights) / tensor_parallel_size / GIB
 
-    def kv_bytes_per_token(self, dtype_bytes, tensor_parallel_size=1):
-        # Ranks beyond the KV head count each hold a replica of one head (QKVParallelLinear).
-        kv_per_rank = max(1, self.kv_heads // tensor_parallel_size)
-        return 2 * self.layers * kv_per_rank * self.head_dim * dtype_bytes
-
 
 @dataclass(frozen=True)
 class _Budget:
@@ -298,38 +294,87 @@ class _Budget:
 
     memory_mib: int
     utilization: float
-    overhead_gib: float
 
     @property
     def gib(self):
         return self.memory_mib * self.utilization / 1024.0
 
 
+_NO_OVERHEAD = _startup_memory.Overhead(0.0, 0.0, 0.0, 0.0)
+
+
+@dataclass(frozen=True)
+class _Engine:
+    """How the variant's engine runs the model, as far as its memory goes.
+
+    ``batch`` is None where the plan leaves the engine its own defaults (the K80 fork's V0 engine,
+    the CPU build); ``activations`` is None where a measured constant stands for the overhead.
+    """
+
+    batch: Optional[_startup_memory.Batch]
+    activations: Optional[_startup_memory.Activations]
+    enforce_eager: bool
+
+    def overhead(self, tensor_parallel_size):
+        if self.activations is None:
+            return _startup_memory.Overhead.measured_constant(OVERHEAD_EAGER_GIB)
+        return _startup_memory.Overhead.of(self.activations, self.batch, tensor_parallel_size, self.enforce_eager)
+
+    @property
+    def batched_tokens(self):
+        return self.batch.max_num_batched_tokens if self.batch else None
+
+
 @dataclass(frozen=True)
 class _Fit:
-    """Memory per GPU at one tensor parallel size."""
+    """Memory per GPU at one tensor parallel size, and the sequences its KV cache holds."""
 
     tensor_parallel_size: int
     weights_gib: float
-    kv_bytes_per_token: int
+    overhead: _startup_memory.Overhead
     kv_cache_gib: float
-    kv_cache_tokens: int
+    kv_blocks: int
+    kv_block_bytes: int
+    layout: _kv_cache.KvLayout
+    batched_tokens: Optional[int]
 
     @property
     def weights_fit(self):
         return self.kv_cache_gib > 0
 
+    def blocks_per_sequence(self, length):
+        return self.layout.blocks_per_sequence(length, self.batched_tokens)
+
+    def holds(self, length):
+        """Whether one sequence of ``length`` tokens fits in the KV cache."""
+        return self.blocks_per_sequence(length) <= self.kv_blocks
+
+    def tokens(self, length):
+        return self.layout.tokens(self.kv_blocks, length, self.batched_tokens)
+
+    def sequence_gib(self, length):
+        return float(self.blocks_per_sequence(length) * self.kv_block_bytes) / GIB
+
+    def longest(self, limit):
+        """The longest context up to ``limit``, in steps of MAX_MODEL_LEN_STEP, that fits; 0 if none."""
+        low, high = 0, limit // MAX_MODEL_LEN_STEP
+        while low < high:
+            middle = (low + high + 1) // 2
+            if self.holds(middle * MAX_MODEL_LEN_STEP):
+                low = middle
+            else:
+                high = middle - 1
+        return low * MAX_MODEL_LEN_STEP
+
 
 @dataclass(frozen=True)
 class _MemoryModel:
-    """vLLM's startup arithmetic (vllm-facts section 8) for one model, dtype and budget.
-
-    The budget is None on the cpu variant, whose KV cache has a fixed size.
-    """
+    """vLLM's startup arithmetic for one model, dtype, engine and GPU budget."""
 
     shape: _ModelShape
     dtype: str
-    budget: Optional[_Budget]
+    engine: _Engine
+    budget: _Budget
 
     @property
     def dtype_bytes(self):
@@ -337,10 +382,19 @@ class _MemoryModel:
 
     def at(self, tensor_parallel_size):
         weights_gib = self.shape.weights_gib(self.dtype_bytes, tensor_parallel_size)
-        kv_bytes = self.shape.kv_bytes_per_token(self.dtype_bytes, tensor_parallel_size)
-        free_gib = self.budget.gib - weights_gib - self.budget.overhead_gib
-        tokens = _whole_blocks(free_gib * GIB, kv_bytes) if free_gib > 0 else 0
-        return _Fit(tensor_parallel_size, weights_gib, kv_bytes, max(free_gib, 0.0), tokens)
+        overhead = self.engine.overhead(tensor_parallel_size)
+        free_gib = max(self.budget.gib - weights_gib - overhead.in_budget_gib, 0.0)
+        return _kv_fit(
+            self.shape, self.dtype_bytes, tensor_parallel_size, free_gib,
+            weights_gib=weights_gib, overhead=overhead, batched_tokens=self.engine.batched_tokens,
+        )
+
+
+def _kv_fit(shape, dtype_bytes, tensor_parallel_size, cache_gib, *, weights_gib, overhead, batched_tokens):
+    layout = shape.kv_layout
+    block_bytes = layout.block_bytes(dtype_bytes, tensor_parallel_size)
+    blocks = int(cache_gib * GIB // block_bytes)
+    return _Fit(tensor_parallel_size, weights_gib, overhead, cache_gib, blocks, block_bytes, layout, batched_tokens)
 
 
 @dataclass(frozen=True)
@@ -836,15 +890,6 @@ def _upstream_image_cuda(vllm_version, driver_key, volta):
 # Memory and tensor parallelism
 
 
-def _whole_blocks(cache_bytes, kv_bytes_per_token):
-    """Tokens of KV cache in whole vLLM blocks."""
-    return int(cache_bytes // (kv_bytes_per_token * BLOCK_SIZE)) * BLOCK_SIZE
-
-
-def _round_len(tokens):
-    return (tokens // MAX_MODEL_LEN_STEP) * MAX_MODEL_LEN_STEP
-
-
 def _tp_allowed(tp, shape):
     """vLLM's rules: TP divides the attention heads (ModelConfig.verify_with_parallel_config) and
     KV heads are split evenly or replicated evenly (QKVParallelLinear, vllm/model_executor/layers/linear.py)."""
@@ -864,13 +909,46 @@ def _gpu_budget(variant, request, gpus):
     utilization = request.gpu_memory_utilization
     if utilization is None:
         utilization = K80_GPU_MEMORY_UTILIZATION if variant == "k80" else DEFAULT_GPU_MEMORY_UTILIZATION
-    overhead_gib = OVERHEAD_EAGER_GIB if variant == "k80" else OVERHEAD_GIB
-    return _Budget(min(gpu.memory_mib for gpu in gpus.gpus), utilization, overhead_gib)
+    return _Budget(min(gpu.memory_mib for gpu in gpus.gpus), utilization)
 
 
-def _may_lower_context(request, fit):
+def _gpu_engine(variant, shape, gpus):
+    if variant == "k80":
+        # The fork runs eager (vllm-facts section 3); its overhead was measured as a whole.
+        return _Engine(None, None, True)
+    least = gpus.least
+    batch = _startup_memory.Batch.default_for(least.memory_mib, least.name)
+    return _Engine(batch, shape.activations, False)
+
+
+def _engine_shape(variant, request, shape, warnings):
+    """The shape as the variant's engine caches it.
+
+    The K80 fork's V0 engine keeps every token in every layer, and serves models that interleave
+    sliding-window and full attention only up to the window (vllm-facts section 3).
+    """
+    if variant != "k80":
+        return shape
+    layout = shape.kv_layout
+    max_len = shape.max_len
+    window = layout.smallest_window
+    if layout.interleaved and (request.max_model_len or max_len) > window:
+        if request.max_model_len:
+            raise PlanError(
+                "Variant k80 serves model %s, which interleaves sliding-window and full attention, only up to its %d-token window; "
+                "set max_model_len to at most %d." % (request.model, window, window)
+            )
+        warnings.append(
+            "Variant k80 serves models that interleave sliding-window and full attention only up to the window; "
+            "the plan lowers max_model_len to %d." % window
+        )
+        max_len = window
+    return replace(shape, kv_layout=layout.as_full_attention(), max_len=max_len)
+
+
+def _may_lower_context(request, fit, limit):
     """Whether a fit too small for the model's full context may serve a shorter one instead."""
-    return fit.weights_fit and request.max_model_len is None and _round_len(fit.kv_cache_tokens) >= MAX_MODEL_LEN_STEP
+    return fit.weights_fit and request.max_model_len is None and fit.longest(limit) >= MAX_MODEL_LEN_STEP
 
 
 def _choose_tp(request, memory, gpus):
@@ -879,16 +957,16 @@ def _choose_tp(request, memory, gpus):
         sizes = [tp for tp in range(1, len(gpus.gpus) + 1) if _tp_allowed(tp, memory.shape)]
         fits = [memory.at(tp) for tp in sizes]
         for fit in fits:
-            if fit.kv_cache_tokens >= wanted_len:
+            if fit.holds(wanted_len):
                 return fit
         # No TP holds a full default-length sequence: take the one with the most KV cache.
         fit = fits[-1]
     else:
         _check_tp(request, memory.shape, len(gpus.gpus))
         fit = memory.at(request.tensor_parallel_size)
-        if fit.kv_cache_tokens >= wanted_len:
+        if fit.holds(wanted_len):
             return fit
-    if not _may_lower_context(request, fit):
+    if not _may_lower_context(request, fit, wanted_len):
         raise _no_fit_error(request, memory, fit, gpus.least)
     return fit
 
@@ -916,44 +994,55 @@ def _no_fit_error(request, memory, fit, least):
         return PlanError(
             "Model %s does not fit %s: %s GiB of %s weights per GPU plus %s GiB of overhead exceed the %s GiB budget of each %s "
             "(gpu_memory_utilization %s); use more or larger GPUs, a smaller model or a higher gpu_memory_utilization."
-            % (request.model, where, _fmt_gib(fit.weights_gib), memory.dtype, _fmt_gib(budget.overhead_gib), _fmt_gib(budget.gib),
+            % (request.model, where, _fmt_gib(fit.weights_gib), memory.dtype, _fmt_gib(fit.overhead.in_budget_gib), _fmt_gib(budget.gib),
                least.name, budget.utilization)
         )
     length = request.max_model_len or memory.shape.max_len
-    need_gib = float(length) * fit.kv_bytes_per_token / GIB
     return PlanError(
         "max_model_len %d of model %s does not fit %s: one sequence needs %s GiB of KV cache per GPU but only %s GiB remain; "
-        "lower max_model_len or use more GPUs." % (length, request.model, where, _fmt_gib(need_gib), _fmt_gib(fit.kv_cache_gib))
+        "lower max_model_len or use more GPUs." % (length, request.model, where, _fmt_gib(fit.sequence_gib(length)), _fmt_gib(fit.kv_cache_gib))
     )
 
 
-def _gpu_max_model_len(request, shape, fit, warnings):
+def _lowered_max_model_len(request, shape, fit, warnings, where):
+    """max_model_len as asked, else the model's own, lowered to what one sequence of the cache holds."""
     if request.max_model_len is not None:
         return request.max_model_len
-    tokens = fit.kv_cache_tokens
-    if tokens >= shape.max_len:
+    if fit.holds(shape.max_len):
         return shape.max_len
-    lowered = _round_len(tokens)
+    lowered = fit.longest(shape.max_len)
     warnings.append(
-        "One sequence of the model's full context (%d tokens) does not fit in the KV cache at TP=%d (%d tokens); "
-        "the plan lowers max_model_len to %d." % (shape.max_len, fit.tensor_parallel_size, tokens, lowered)
+        "One sequence of the model's full context (%d tokens) does not fit in %s; the plan lowers max_model_len to %d."
+        % (shape.max_len, where, lowered)
     )
     return lowered
 
 
 def _memory_report(memory, fit, max_model_len):
     budget = memory.budget
+    overhead = fit.overhead
+    blocks_per_sequence = fit.blocks_per_sequence(max_model_len)
+    windows, layers_per_group = fit.layout.groups()
     return {
         "parameters": memory.shape.parameters,
         "dtype_bytes": memory.dtype_bytes,
         "memory_mib_per_gpu": budget.memory_mib if budget else None,
         "budget_gib_per_gpu": round(budget.gib, 3) if budget else None,
         "weights_gib_per_gpu": round(fit.weights_gib, 3),
-        "overhead_gib": budget.overhead_gib if budget else None,
+        "activation_peak_gib": round(overhead.activations_gib, 3),
+        "non_torch_gib": overhead.non_torch_gib,
+        "cuda_graph_gib": round(overhead.graphs_in_budget_gib + overhead.graphs_beyond_budget_gib, 3),
+        "overhead_gib": round(overhead.in_budget_gib, 3),
         "kv_cache_gib_per_gpu": round(fit.kv_cache_gib, 3),
-        "kv_bytes_per_token_per_gpu": fit.kv_bytes_per_token,
-        "kv_cache_tokens_per_gpu": fit.kv_cache_tokens,
-        "max_concurrency": round(float(fit.kv_cache_tokens) / max_model_len, 2),
+        "kv_cache_groups": ["full attention" if window is None else "sliding window %d" % window for window in windows],
+        "kv_layers_per_group": layers_per_group,
+        "kv_bytes_per_token_per_gpu": fit.layout.token_bytes(memory.dtype_bytes, fit.tensor_parallel_size) * len(fit.layout.windows),
+        "kv_block_bytes_per_gpu": fit.kv_block_bytes,
+        "kv_cache_blocks_per_gpu": fit.kv_blocks,
+        "kv_blocks_per_sequence": blocks_per_sequence,
+        "kv_cache_tokens_per_gpu": fit.tokens(max_model_len),
+        "max_concurrency": round(float(fit.kv_blocks) / blocks_per_sequence, 2),
+        "peak_gib_per_gpu": round(overhead.peak_gib(budget.gib), 3) if budget else None,
     }
 
 
@@ -1019,10 +1108,14 @@ def _plan_gpu(request, shape, gpus, gpu_host):
     _warn_if_mixed(gpus, warnings)
     dtype = _choose_dtype(variant, request, gpus, shape.model_type)
     image = _gpu_image(variant, request, gpus, driver, warnings)
-    memory = _MemoryModel(shape, dtype, _gpu_budget(variant, request, gpus))
+    shape = _engine_shape(variant, request, shape, warnings)
+    budget = _gpu_budget(variant, request, gpus)
+    engine = _gpu_engine(variant, shape, gpus)
+    memory = _MemoryModel(shape, dtype, engine, budget)
     fit = _choose_tp(request, memory, gpus)
     tp = fit.tensor_parallel_size
-    max_model_len = _gpu_max_model_len(request, shape, fit, warnings)
+    where = "the KV cache at TP=%d (%d tokens)" % (tp, fit.tokens(request.max_model_len or shape.max_len))
+    max_model_len = _lowered_max_model_len(request, shape, fit, warnings, where)
     if variant == "k80" and tp >= 4:
         warnings.append(
             "TP=%d spans both K80 boards: running both from one CPU power cable has halted machines (vllm37 README, Hardware safety); "
@@ -1033,6 +1126,10 @@ def _plan_gpu(request, shape, gpus, gpu_host):
             "--gpu-memory-utilization", str(utilization)]
     if variant == "k80":
         args += ["--enforce-eager", "--swap-space", "0"]
+    if engine.batch:
+        # Stated, not left to vLLM's defaults: the activation peak and the sliding-window blocks
+        # the plan sized depend on them.
+        args += engine.batch.args
     if request.quantization:
         args += ["--quantization", request.quantization]
     serving = _Serving(dtype, tp, max_model_len, utilization, _gpu_env(image, driver, tp), args)
@@ -1065,38 +1162,30 @@ def _plan_cpu(request, shape, gpu_list):
         warnings.append("The cpu variant leaves the host's %d GPU(s) unused." % len(gpu_list))
     if request.gpu_memory_utilization is not None:
         warnings.append("gpu_memory_utilization has no effect on the cpu variant; VLLM_CPU_KVCACHE_SPACE sizes its KV cache.")
-    memory = _MemoryModel(shape, _cpu_dtype(request.dtype), None)
-    kv_bytes = shape.kv_bytes_per_token(memory.dtype_bytes)
-    tokens = _whole_blocks(CPU_KVCACHE_SPACE_GIB * GIB, kv_bytes)
-    fit = _Fit(1, shape.weights_gib(memory.dtype_bytes), kv_bytes, float(CPU_KVCACHE_SPACE_GIB), tokens)
-    max_model_len = _cpu_max_model_len(request, shape, tokens, warnings)
+    dtype = _cpu_dtype(request.dtype)
+    # The plan leaves the CPU build its own batch defaults, so it cannot count on what a sliding
+    # window saves there.
+    shape = replace(shape, kv_layout=shape.kv_layout.as_full_attention())
+    memory = _MemoryModel(shape, dtype, _Engine(None, None, True), None)
+    weights_gib = shape.weights_gib(memory.dtype_bytes)
+    fit = _kv_fit(shape, memory.dtype_bytes, 1, float(CPU_KVCACHE_SPACE_GIB), weights_gib=weights_gib, overhead=_NO_OVERHEAD, batched_tokens=None)
+    max_model_len = _cpu_max_model_len(request, shape, fit, warnings)
     version = request.vllm_version_or(CPU_VLLM_VERSION)
     image = _built_image("cpu", request.registry, version, None, {"VLLM_VERSION": version})
     env = {"VLLM_CPU_KVCACHE_SPACE": str(CPU_KVCACHE_SPACE_GIB)}
-    serving = _Serving(memory.dtype, 1, max_model_len, None, env, ["--dtype", memory.dtype, "--max-model-len", str(max_model_len)])
+    serving = _Serving(dtype, 1, max_model_len, None, env, ["--dtype", dtype, "--max-model-len", str(max_model_len)])
     return _result(request.model, image, None, serving, _memory_report(memory, fit, max_model_len), warnings)
 
 
-def _cpu_max_model_len(request, shape, tokens, warnings):
-    if request.max_model_len is not None:
-        if tokens < request.max_model_len:
-            raise PlanError(
-                "max_model_len %d of model %s does not fit in the %d GiB CPU KV cache (%d tokens); lower max_model_len."
-                % (request.max_model_len, request.model, CPU_KVCACHE_SPACE_GIB, tokens)
-            )
-        return request.max_model_len
-    if tokens >= shape.max_len:
-        return shape.max_len
-    lowered = _round_len(tokens)
-    if lowered < MAX_MODEL_LEN_STEP:
+def _cpu_max_model_len(request, shape, fit, warnings):
+    where = "the %d GiB CPU KV cache (%d tokens)" % (CPU_KVCACHE_SPACE_GIB, fit.tokens(request.max_model_len or shape.max_len))
+    if request.max_model_len is not None and not fit.holds(request.max_model_len):
+        raise PlanError("max_model_len %d of model %s does not fit in %s; lower max_model_len." % (request.max_model_len, request.model, where))
+    if request.max_model_len is None and fit.longest(shape.max_len) < MAX_MODEL_LEN_STEP:
         raise PlanError(
             "Model %s needs more than the %d GiB CPU KV cache for %d tokens; use a GPU host." % (request.model, CPU_KVCACHE_SPACE_GIB, MAX_MODEL_LEN_STEP)
         )
-    warnings.append(
-        "One sequence of the model's full context (%d tokens) does not fit in the %d GiB CPU KV cache (%d tokens); "
-        "the plan lowers max_model_len to %d." % (shape.max_len, CPU_KVCACHE_SPACE_GIB, tokens, lowered)
-    )
-    return lowered
+    return _lowered_max_model_len(request, shape, fit, warnings, where)
 
 
 def _result(model, image, driver, serving, memory_report, warnings):

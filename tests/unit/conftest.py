@@ -24,6 +24,22 @@ def fixture_path(*parts):
     return os.path.join(FIXTURES, *parts)
 
 
+# Arguments the planner added after the recorded plans were taken on the GPU hosts.
+_LATER_PLAN_ARGS = ("--max-num-seqs", "--max-num-batched-tokens")
+
+
+def plan_decisions(plan):
+    """A plan without its memory arithmetic, which the recorded vLLM runs check on their own
+    (test_recorded_vllm_memory.py), and without the arguments added since it was recorded."""
+    decisions = {key: value for key, value in plan.items() if key != "memory"}
+    args = list(plan["args"])
+    for flag in _LATER_PLAN_ARGS:
+        if flag in args:
+            del args[args.index(flag):args.index(flag) + 2]
+    decisions["args"] = args
+    return decisions
+
+
 class SysfsTree:
     """A directory laid out like /sys for PCI functions and the nvidia kernel module."""
 

@@ -266,7 +266,12 @@ def test_rtx5090_on_570_is_the_cu128_source_build():
     assert result["dtype"] == "bfloat16"
     assert result["env"] == {}
     assert "--enforce-eager" not in result["args"]
-    assert result["memory"]["overhead_gib"] == 1.5
+    # vLLM's batch defaults below 70 GiB, stated in the arguments because the overhead follows them.
+    assert result["args"][-4:] == ["--max-num-seqs", "256", "--max-num-batched-tokens", "2048"]
+    # A dense full-attention model (V2 runner): one float32 logits matrix of 256 x 128256 and the
+    # MLP's 2048 x 2 x 14336 bf16 activations, plus the fitted base and non-torch memory.
+    activations = (256 * 128256 * 4 + 2048 * 2 * 14336 * 2) / 1024.0 ** 3
+    assert result["memory"]["overhead_gib"] == pytest.approx(activations + 0.15 + 0.23, abs=0.001)
 
 
 def test_a40_and_rtx5090_build_both_architectures_sorted():
@@ -974,3 +979,71 @@ def test_fp8_at_load_of_a_quantized_checkpoint_is_refused():
 def test_an_unknown_quantization_at_load_is_refused():
     fails("quantization 'int4' is not one the planner knows vLLM to apply at load time (fp8)", gpus(("h100", 1)), HOST_580,
           quantization="int4")
+
+
+# ---------------------------------------------------------------------------------------------
+# Sliding windows, peak memory and the engine's batch
+
+GEMMA2_2B = {
+    "model_type": "gemma2", "num_hidden_layers": 26, "hidden_size": 2304, "intermediate_size": 9216, "num_attention_heads": 8,
+    "num_key_value_heads": 4, "head_dim": 256, "vocab_size": 256000, "max_position_embeddings": 8192, "sliding_window": 4096,
+    "tie_word_embeddings": True, "torch_dtype": "float32",
+}
+
+
+def test_sliding_window_layers_hold_only_their_window_at_long_context():
+    result = plan(gpus(("rtx5090", 1)), HOST_570, model=GPT_OSS_20B)
+    memory = result["memory"]
+    assert (memory["kv_cache_groups"], memory["kv_layers_per_group"]) == (["full attention", "sliding window 128"], 12)
+    # 8192 blocks of full attention and the window plus one 2048-token chunk: far less than two full groups.
+    assert memory["kv_blocks_per_sequence"] == 8192 + (127 + 2048 + 15) // 16 + 1
+    assert memory["max_concurrency"] == round(float(memory["kv_cache_blocks_per_gpu"]) / memory["kv_blocks_per_sequence"], 2)
+    assert close(memory["kv_cache_tokens_per_gpu"], memory["max_concurrency"] * 131072, 0.001)
+
+
+def test_a_longer_context_than_the_cache_holds_is_lowered_by_whole_blocks_per_group():
+    result = plan(gpus(("rtx5090", 1)), HOST_570, model=GPT_OSS_20B, gpu_memory_utilization=0.55)
+    memory = result["memory"]
+    assert result["max_model_len"] < 131072 and result["max_model_len"] % 256 == 0
+    assert memory["kv_blocks_per_sequence"] <= memory["kv_cache_blocks_per_gpu"]
+    assert any("lowers max_model_len to %d" % result["max_model_len"] in warning for warning in result["warnings"])
+
+
+def test_k80_caps_interleaved_sliding_window_models_to_the_window():
+    result = plan(gpus(("k80", 2)), HOST_470, model="google/gemma-2-2b", model_config=GEMMA2_2B)
+    assert result["max_model_len"] == 4096
+    assert any("only up to the window" in warning for warning in result["warnings"])
+    # The fork's V0 engine keeps every token in every layer.
+    assert result["memory"]["kv_cache_groups"] == ["full attention"]
+    fails("only up to its 4096-token window; set max_model_len to at most 4096", gpus(("k80", 2)), HOST_470,
+          model="google/gemma-2-2b", model_config=GEMMA2_2B, max_model_len=8192)
+
+
+def test_cpu_plans_count_sliding_window_layers_in_full():
+    result = plan([], NO_DRIVER, model="google/gemma-2-2b", model_config=GEMMA2_2B, max_model_len=4096)
+    assert result["memory"]["kv_cache_groups"] == ["full attention"]
+    assert "--max-num-seqs" not in result["args"]
+
+
+def test_peak_is_the_budget_plus_graphs_beyond_it_and_what_sits_outside():
+    from ansible_collections.gpufleet.vllm.plugins.module_utils import _startup_memory as startup
+
+    dense = plan(gpus(("h100", 1)), HOST_580, model=LLAMA31)["memory"]
+    assert dense["peak_gib_per_gpu"] == pytest.approx(
+        dense["budget_gib_per_gpu"] + dense["cuda_graph_gib"] + startup.OUTSIDE_BUDGET_GIB, abs=0.002)
+    moe = plan(gpus(("h100", 1)), HOST_580, model=QWEN3_MOE)["memory"]
+    # The V1 runner takes its graph estimate out of the KV cache instead.
+    assert moe["peak_gib_per_gpu"] == pytest.approx(moe["budget_gib_per_gpu"] + startup.OUTSIDE_BUDGET_GIB, abs=0.002)
+    assert moe["overhead_gib"] == pytest.approx(moe["activation_peak_gib"] + moe["non_torch_gib"] + moe["cuda_graph_gib"], abs=0.002)
+
+
+def test_k80_runs_eager_with_its_measured_overhead_and_no_batch_arguments():
+    result = plan(gpus(("k80", 1)), HOST_470)
+    memory = result["memory"]
+    assert (memory["overhead_gib"], memory["cuda_graph_gib"]) == (0.6, 0.0)
+    assert "--max-num-batched-tokens" not in result["args"]
+
+
+def test_large_gpus_get_vllms_larger_batch_stated():
+    result = plan(gpus(("h100", 1)), HOST_580, model=LLAMA31)
+    assert (arg(result, "--max-num-seqs"), arg(result, "--max-num-batched-tokens")) == ("1024", "8192")
