@@ -15,6 +15,11 @@ REQUIRED_MODELS = (
     "Qwen/Qwen2.5-3B-Instruct",
     "Qwen/Qwen2.5-7B-Instruct",
     "Qwen/Qwen3-0.6B",
+    "Qwen/Qwen3-1.7B",
+    "Qwen/Qwen3-4B",
+    "Qwen/Qwen3-8B",
+    "Qwen/Qwen3-14B",
+    "Qwen/Qwen3-32B",
     "meta-llama/Meta-Llama-3-8B-Instruct",
     "meta-llama/Llama-3.1-8B-Instruct",
     "mistralai/Mistral-7B-Instruct-v0.3",
@@ -36,7 +41,17 @@ def test_table_entry_has_every_essential_field_and_its_hub_source(model_id):
 
 def test_only_the_models_whose_hub_config_sets_head_dim_set_it_in_the_table():
     with_head_dim = sorted(model_id for model_id, entry in catalog.MODELS.items() if "head_dim" in entry)
-    assert with_head_dim == ["Qwen/Qwen3-0.6B", "Qwen/Qwen3-30B-A3B", "openai/gpt-oss-120b", "openai/gpt-oss-20b"]
+    assert with_head_dim == [
+        "Qwen/Qwen3-0.6B",
+        "Qwen/Qwen3-1.7B",
+        "Qwen/Qwen3-14B",
+        "Qwen/Qwen3-30B-A3B",
+        "Qwen/Qwen3-32B",
+        "Qwen/Qwen3-4B",
+        "Qwen/Qwen3-8B",
+        "openai/gpt-oss-120b",
+        "openai/gpt-oss-20b",
+    ]
 
 
 # Published sizes: model cards (TinyLlama 1.1B, Qwen2.5 0.49B/1.54B/3.09B/7.61B, Qwen3 0.6B,
@@ -62,6 +77,30 @@ def test_only_the_models_whose_hub_config_sets_head_dim_set_it_in_the_table():
 def test_parameter_count_matches_published_size(model_id, billions):
     count = catalog.parameter_count(catalog.MODELS[model_id])
     assert abs(count / 1e9 - billions) / billions < 0.01
+
+
+@pytest.mark.parametrize(
+    "model_id, billions",
+    [
+        # KerasHub qwen3 presets: "28-layer Qwen3 model with 1.72B parameters" (model card: 1.7B).
+        ("Qwen/Qwen3-1.7B", 1.72),
+        # Qwen3 model cards, "Number of Parameters": 4.0B, 8.2B, 14.8B, 32.8B.
+        ("Qwen/Qwen3-4B", 4.0),
+        ("Qwen/Qwen3-8B", 8.2),
+        ("Qwen/Qwen3-14B", 14.8),
+        ("Qwen/Qwen3-32B", 32.8),
+    ],
+)
+def test_parameter_count_of_fleet_models_matches_published_size(model_id, billions):
+    count = catalog.parameter_count(catalog.MODELS[model_id])
+    assert abs(count / 1e9 - billions) / billions < 0.01
+
+
+def test_qwen3_dense_rows_count_their_qk_norms():
+    config = catalog.MODELS["Qwen/Qwen3-8B"]
+    as_llama = dict(config, model_type="llama")
+    # One RMSNorm of head_dim 128 over the queries and one over the keys, on 36 layers.
+    assert catalog.parameter_count(config) - catalog.parameter_count(as_llama) == 36 * 2 * 128
 
 
 def test_parameter_count_of_tinyllama_is_exact():
