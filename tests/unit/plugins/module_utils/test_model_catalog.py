@@ -22,6 +22,10 @@ REQUIRED_MODELS = (
     "Qwen/Qwen3-32B",
     "meta-llama/Meta-Llama-3-8B-Instruct",
     "meta-llama/Llama-3.1-8B-Instruct",
+    "meta-llama/Llama-3.2-1B-Instruct",
+    "meta-llama/Llama-3.2-3B-Instruct",
+    "meta-llama/Llama-3.1-70B-Instruct",
+    "meta-llama/Llama-3.3-70B-Instruct",
     "mistralai/Mistral-7B-Instruct-v0.3",
     "Qwen/Qwen3-30B-A3B",
     "openai/gpt-oss-20b",
@@ -49,6 +53,9 @@ def test_only_the_models_whose_hub_config_sets_head_dim_set_it_in_the_table():
         "Qwen/Qwen3-32B",
         "Qwen/Qwen3-4B",
         "Qwen/Qwen3-8B",
+        "meta-llama/Llama-3.2-1B-Instruct",
+        "meta-llama/Llama-3.2-3B-Instruct",
+        "meta-llama/Llama-3.3-70B-Instruct",
         "openai/gpt-oss-120b",
         "openai/gpt-oss-20b",
     ]
@@ -89,11 +96,22 @@ def test_parameter_count_matches_published_size(model_id, billions):
         ("Qwen/Qwen3-8B", 8.2),
         ("Qwen/Qwen3-14B", 14.8),
         ("Qwen/Qwen3-32B", 32.8),
+        # Llama 3.2 model card: 1.23B and 3.21B; the 1B checkpoint holds 1.24B with its tied LM head counted once.
+        ("meta-llama/Llama-3.2-1B-Instruct", 1.24),
+        ("meta-llama/Llama-3.2-3B-Instruct", 3.21),
+        # Llama 3.1 model card: 70.6B; Llama 3.3 70B has the same geometry (hub safetensors: 70.6B).
+        ("meta-llama/Llama-3.1-70B-Instruct", 70.6),
+        ("meta-llama/Llama-3.3-70B-Instruct", 70.6),
     ],
 )
 def test_parameter_count_of_fleet_models_matches_published_size(model_id, billions):
     count = catalog.parameter_count(catalog.MODELS[model_id])
     assert abs(count / 1e9 - billions) / billions < 0.01
+
+
+def test_llama_3_2_1b_ties_its_lm_head_to_the_embeddings():
+    groups = catalog.parameter_groups(catalog.MODELS["meta-llama/Llama-3.2-1B-Instruct"])
+    assert groups["embeddings"] == 128256 * 2048
 
 
 def test_qwen3_dense_rows_count_their_qk_norms():
