@@ -27,6 +27,8 @@ REQUIRED_MODELS = (
     "meta-llama/Llama-3.1-70B-Instruct",
     "meta-llama/Llama-3.3-70B-Instruct",
     "mistralai/Mistral-7B-Instruct-v0.3",
+    "mistralai/Mistral-Nemo-Instruct-2407",
+    "mistralai/Mistral-Small-24B-Instruct-2501",
     "Qwen/Qwen3-30B-A3B",
     "openai/gpt-oss-20b",
     "openai/gpt-oss-120b",
@@ -56,6 +58,8 @@ def test_only_the_models_whose_hub_config_sets_head_dim_set_it_in_the_table():
         "meta-llama/Llama-3.2-1B-Instruct",
         "meta-llama/Llama-3.2-3B-Instruct",
         "meta-llama/Llama-3.3-70B-Instruct",
+        "mistralai/Mistral-Nemo-Instruct-2407",
+        "mistralai/Mistral-Small-24B-Instruct-2501",
         "openai/gpt-oss-120b",
         "openai/gpt-oss-20b",
     ]
@@ -102,11 +106,26 @@ def test_parameter_count_matches_published_size(model_id, billions):
         # Llama 3.1 model card: 70.6B; Llama 3.3 70B has the same geometry (hub safetensors: 70.6B).
         ("meta-llama/Llama-3.1-70B-Instruct", 70.6),
         ("meta-llama/Llama-3.3-70B-Instruct", 70.6),
+        # Mistral NeMo announcement and model card: 12B; its GGUF's general.parameter_count is 12.2B.
+        ("mistralai/Mistral-Nemo-Instruct-2407", 12.2),
+        # Hub safetensors of Mistral-Small-24B-Instruct-2501: 23.6B.
+        ("mistralai/Mistral-Small-24B-Instruct-2501", 23.6),
     ],
 )
 def test_parameter_count_of_fleet_models_matches_published_size(model_id, billions):
     count = catalog.parameter_count(catalog.MODELS[model_id])
     assert abs(count / 1e9 - billions) / billions < 0.01
+
+
+def test_mistral_nemo_counts_its_explicit_head_dim_exactly():
+    # head_dim 128, not hidden_size / heads = 160: q and o are 5120 x 4096, k and v 5120 x 1024.
+    config = catalog.MODELS["mistralai/Mistral-Nemo-Instruct-2407"]
+    assert catalog.head_dim(config) == 128
+    layer = 2 * 5120 * 32 * 128 + 2 * 5120 * 8 * 128 + 3 * 5120 * 14336 + 2 * 5120
+    expected = 2 * 131072 * 5120 + 40 * layer + 5120
+    # 12,247,782,400 is the general.parameter_count of the GGUF converted from the hub checkpoint (ollama/ollama#8277).
+    assert catalog.parameter_count(config) == expected == 12247782400
+    assert catalog.parameter_count(dict(config, head_dim=None)) > expected
 
 
 def test_llama_3_2_1b_ties_its_lm_head_to_the_embeddings():
