@@ -29,6 +29,8 @@ REQUIRED_MODELS = (
     "mistralai/Mistral-7B-Instruct-v0.3",
     "mistralai/Mistral-Nemo-Instruct-2407",
     "mistralai/Mistral-Small-24B-Instruct-2501",
+    "baidu/ERNIE-4.5-0.3B-PT",
+    "ibm-granite/granite-4.1-3b",
     "Qwen/Qwen3-30B-A3B",
     "openai/gpt-oss-20b",
     "openai/gpt-oss-120b",
@@ -55,6 +57,7 @@ def test_only_the_models_whose_hub_config_sets_head_dim_set_it_in_the_table():
         "Qwen/Qwen3-32B",
         "Qwen/Qwen3-4B",
         "Qwen/Qwen3-8B",
+        "baidu/ERNIE-4.5-0.3B-PT",
         "meta-llama/Llama-3.2-1B-Instruct",
         "meta-llama/Llama-3.2-3B-Instruct",
         "meta-llama/Llama-3.3-70B-Instruct",
@@ -110,6 +113,9 @@ def test_parameter_count_matches_published_size(model_id, billions):
         ("mistralai/Mistral-Nemo-Instruct-2407", 12.2),
         # Hub safetensors of Mistral-Small-24B-Instruct-2501: 23.6B.
         ("mistralai/Mistral-Small-24B-Instruct-2501", 23.6),
+        # Hub safetensors totals read by vllm37 docs/port/model-family-requirements.md (parts 5 and 8).
+        ("baidu/ERNIE-4.5-0.3B-PT", 0.361),
+        ("ibm-granite/granite-4.1-3b", 3.40),
     ],
 )
 def test_parameter_count_of_fleet_models_matches_published_size(model_id, billions):
@@ -126,6 +132,12 @@ def test_mistral_nemo_counts_its_explicit_head_dim_exactly():
     # 12,247,782,400 is the general.parameter_count of the GGUF converted from the hub checkpoint (ollama/ollama#8277).
     assert catalog.parameter_count(config) == expected == 12247782400
     assert catalog.parameter_count(dict(config, head_dim=None)) > expected
+
+
+def test_ernie_head_dim_is_wider_than_hidden_over_heads():
+    config = catalog.MODELS["baidu/ERNIE-4.5-0.3B-PT"]
+    assert catalog.head_dim(config) == 128 != 1024 // 16
+    assert catalog.parameter_groups(config)["attention"] == 18 * (2 * 1024 * 16 * 128 + 2 * 1024 * 2 * 128)
 
 
 def test_llama_3_2_1b_ties_its_lm_head_to_the_embeddings():
