@@ -15,9 +15,22 @@ REQUIRED_MODELS = (
     "Qwen/Qwen2.5-3B-Instruct",
     "Qwen/Qwen2.5-7B-Instruct",
     "Qwen/Qwen3-0.6B",
+    "Qwen/Qwen3-1.7B",
+    "Qwen/Qwen3-4B",
+    "Qwen/Qwen3-8B",
+    "Qwen/Qwen3-14B",
+    "Qwen/Qwen3-32B",
     "meta-llama/Meta-Llama-3-8B-Instruct",
     "meta-llama/Llama-3.1-8B-Instruct",
+    "meta-llama/Llama-3.2-1B-Instruct",
+    "meta-llama/Llama-3.2-3B-Instruct",
+    "meta-llama/Llama-3.1-70B-Instruct",
+    "meta-llama/Llama-3.3-70B-Instruct",
     "mistralai/Mistral-7B-Instruct-v0.3",
+    "mistralai/Mistral-Nemo-Instruct-2407",
+    "mistralai/Mistral-Small-24B-Instruct-2501",
+    "baidu/ERNIE-4.5-0.3B-PT",
+    "ibm-granite/granite-4.1-3b",
     "Qwen/Qwen3-30B-A3B",
     "openai/gpt-oss-20b",
     "openai/gpt-oss-120b",
@@ -36,7 +49,23 @@ def test_table_entry_has_every_essential_field_and_its_hub_source(model_id):
 
 def test_only_the_models_whose_hub_config_sets_head_dim_set_it_in_the_table():
     with_head_dim = sorted(model_id for model_id, entry in catalog.MODELS.items() if "head_dim" in entry)
-    assert with_head_dim == ["Qwen/Qwen3-0.6B", "Qwen/Qwen3-30B-A3B", "openai/gpt-oss-120b", "openai/gpt-oss-20b"]
+    assert with_head_dim == [
+        "Qwen/Qwen3-0.6B",
+        "Qwen/Qwen3-1.7B",
+        "Qwen/Qwen3-14B",
+        "Qwen/Qwen3-30B-A3B",
+        "Qwen/Qwen3-32B",
+        "Qwen/Qwen3-4B",
+        "Qwen/Qwen3-8B",
+        "baidu/ERNIE-4.5-0.3B-PT",
+        "meta-llama/Llama-3.2-1B-Instruct",
+        "meta-llama/Llama-3.2-3B-Instruct",
+        "meta-llama/Llama-3.3-70B-Instruct",
+        "mistralai/Mistral-Nemo-Instruct-2407",
+        "mistralai/Mistral-Small-24B-Instruct-2501",
+        "openai/gpt-oss-120b",
+        "openai/gpt-oss-20b",
+    ]
 
 
 # Published sizes: model cards (TinyLlama 1.1B, Qwen2.5 0.49B/1.54B/3.09B/7.61B, Qwen3 0.6B,
@@ -62,6 +91,65 @@ def test_only_the_models_whose_hub_config_sets_head_dim_set_it_in_the_table():
 def test_parameter_count_matches_published_size(model_id, billions):
     count = catalog.parameter_count(catalog.MODELS[model_id])
     assert abs(count / 1e9 - billions) / billions < 0.01
+
+
+@pytest.mark.parametrize(
+    "model_id, billions",
+    [
+        # KerasHub qwen3 presets: "28-layer Qwen3 model with 1.72B parameters" (model card: 1.7B).
+        ("Qwen/Qwen3-1.7B", 1.72),
+        # Qwen3 model cards, "Number of Parameters": 4.0B, 8.2B, 14.8B, 32.8B.
+        ("Qwen/Qwen3-4B", 4.0),
+        ("Qwen/Qwen3-8B", 8.2),
+        ("Qwen/Qwen3-14B", 14.8),
+        ("Qwen/Qwen3-32B", 32.8),
+        # Llama 3.2 model card: 1.23B and 3.21B; the 1B checkpoint holds 1.24B with its tied LM head counted once.
+        ("meta-llama/Llama-3.2-1B-Instruct", 1.24),
+        ("meta-llama/Llama-3.2-3B-Instruct", 3.21),
+        # Llama 3.1 model card: 70.6B; Llama 3.3 70B has the same geometry (hub safetensors: 70.6B).
+        ("meta-llama/Llama-3.1-70B-Instruct", 70.6),
+        ("meta-llama/Llama-3.3-70B-Instruct", 70.6),
+        # Mistral NeMo announcement and model card: 12B; its GGUF's general.parameter_count is 12.2B.
+        ("mistralai/Mistral-Nemo-Instruct-2407", 12.2),
+        # Hub safetensors of Mistral-Small-24B-Instruct-2501: 23.6B.
+        ("mistralai/Mistral-Small-24B-Instruct-2501", 23.6),
+        # Hub safetensors totals read by vllm37 docs/port/model-family-requirements.md (parts 5 and 8).
+        ("baidu/ERNIE-4.5-0.3B-PT", 0.361),
+        ("ibm-granite/granite-4.1-3b", 3.40),
+    ],
+)
+def test_parameter_count_of_fleet_models_matches_published_size(model_id, billions):
+    count = catalog.parameter_count(catalog.MODELS[model_id])
+    assert abs(count / 1e9 - billions) / billions < 0.01
+
+
+def test_mistral_nemo_counts_its_explicit_head_dim_exactly():
+    # head_dim 128, not hidden_size / heads = 160: q and o are 5120 x 4096, k and v 5120 x 1024.
+    config = catalog.MODELS["mistralai/Mistral-Nemo-Instruct-2407"]
+    assert catalog.head_dim(config) == 128
+    layer = 2 * 5120 * 32 * 128 + 2 * 5120 * 8 * 128 + 3 * 5120 * 14336 + 2 * 5120
+    expected = 2 * 131072 * 5120 + 40 * layer + 5120
+    # 12,247,782,400 is the general.parameter_count of the GGUF converted from the hub checkpoint (ollama/ollama#8277).
+    assert catalog.parameter_count(config) == expected == 12247782400
+    assert catalog.parameter_count(dict(config, head_dim=None)) > expected
+
+
+def test_ernie_head_dim_is_wider_than_hidden_over_heads():
+    config = catalog.MODELS["baidu/ERNIE-4.5-0.3B-PT"]
+    assert catalog.head_dim(config) == 128 != 1024 // 16
+    assert catalog.parameter_groups(config)["attention"] == 18 * (2 * 1024 * 16 * 128 + 2 * 1024 * 2 * 128)
+
+
+def test_llama_3_2_1b_ties_its_lm_head_to_the_embeddings():
+    groups = catalog.parameter_groups(catalog.MODELS["meta-llama/Llama-3.2-1B-Instruct"])
+    assert groups["embeddings"] == 128256 * 2048
+
+
+def test_qwen3_dense_rows_count_their_qk_norms():
+    config = catalog.MODELS["Qwen/Qwen3-8B"]
+    as_llama = dict(config, model_type="llama")
+    # One RMSNorm of head_dim 128 over the queries and one over the keys, on 36 layers.
+    assert catalog.parameter_count(config) - catalog.parameter_count(as_llama) == 36 * 2 * 128
 
 
 def test_parameter_count_of_tinyllama_is_exact():
