@@ -293,7 +293,8 @@ def summary(host, plan):
         "%s KV tokens per %s" % (memory["kv_cache_tokens_per_gpu"], "GPU" if gpus and vllm["variant"] != "cpu" else "host"),
     ]
     if memory.get("budget_gib_per_gpu") is not None:
-        parts.append("%.2f GiB budget per GPU, %.2f GiB weights" % (memory["budget_gib_per_gpu"], memory["weights_gib_per_gpu"]))
+        parts.append("%.2f GiB budget per GPU, %.2f GiB weights, %.2f GiB peak" % (
+            memory["budget_gib_per_gpu"], memory["weights_gib_per_gpu"], memory["peak_gib_per_gpu"]))
     return "%s: %s" % (host, "; ".join(part for part in parts if part))
 
 

@@ -372,9 +372,6 @@ _QK_NORM_TYPES = frozenset(("qwen3", "qwen3_moe"))
 _ATTENTION_SINK_TYPES = frozenset(("gpt_oss",))
 _EXPERT_BIAS_TYPES = frozenset(("gpt_oss",))
 
-# Sliding-window layers are planned as full attention: never less than vLLM reserves for them.
-_UNDERSTOOD_LAYER_TYPES = frozenset(("full_attention", "sliding_attention"))
-
 _REQUIRED = ("num_hidden_layers", "hidden_size", "num_attention_heads", "vocab_size")
 
 
@@ -423,7 +420,6 @@ def validate(config):
     config = text_config(config)
     for name in _REQUIRED:
         _int_field(config, name)
-    _check_attention_is_understood(config)
     if _experts(config) == 0:
         _int_field(config, "intermediate_size")
     kv = kv_heads(config)
@@ -433,19 +429,6 @@ def validate(config):
             % (config["num_attention_heads"], kv)
         )
     return config
-
-
-def _check_attention_is_understood(config):
-    """Refuse attention whose KV cache the planner would get wrong by counting it as grouped-query."""
-    if config.get("kv_lora_rank"):
-        raise UnplannedFamilyError(
-            "The model config's kv_lora_rank declares multi-head latent attention, whose compressed KV cache the planner does not model yet."
-        )
-    others = sorted(set(config.get("layer_types") or ()) - _UNDERSTOOD_LAYER_TYPES)
-    if others:
-        raise UnplannedFamilyError(
-            "The model config's layer_types holds %s, layers whose cache the planner does not model yet." % ", ".join(map(str, others))
-        )
 
 
 def head_dim(config):
@@ -465,7 +448,7 @@ def kv_heads(config):
 
 
 def _experts(config):
-    for name in ("num_local_experts", "num_experts"):
+    for name in ("num_local_experts", "num_experts", "n_routed_experts"):
         value = config.get(name)
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
@@ -487,6 +470,10 @@ def parameter_groups(config):
     model_type = str(config.get("model_type") or "").lower()
     attention, attention_other = _attention_parameters(config, model_type)
     mlp, experts, mlp_other = _mlp_parameters(config, model_type)
+    # DeepSeek-style models keep a dense MLP in their first layers (first_k_dense_replace).
+    dense_layers = min(config.get("first_k_dense_replace") or 0, layers) if experts else 0
+    dense_mlp = 3 * hidden * config["intermediate_size"] if dense_layers else 0
+    moe_layers = layers - dense_layers
     embeddings = config["vocab_size"] * hidden
     if not config.get("tie_word_embeddings", False):
         embeddings *= 2
@@ -494,14 +481,16 @@ def parameter_groups(config):
     return {
         "embeddings": embeddings,
         "attention": layers * attention,
-        "mlp": layers * mlp,
-        "experts": layers * experts,
-        "other": layers * (attention_other + mlp_other + norms) + hidden,
+        "mlp": moe_layers * mlp + dense_layers * dense_mlp,
+        "experts": moe_layers * experts,
+        "other": layers * (attention_other + norms) + moe_layers * mlp_other + hidden,
     }
 
 
 def _attention_parameters(config, model_type):
     """(projection weights, biases/norms/sinks) of one layer's attention."""
+    if config.get("kv_lora_rank"):
+        return _latent_attention_parameters(config)
     hidden = config["hidden_size"]
     heads = config["num_attention_heads"]
     hd = head_dim(config)
@@ -520,6 +509,23 @@ def _attention_parameters(config, model_type):
     return weights, other
 
 
+def _latent_attention_parameters(config):
+    """Multi-head latent attention (DeepSeek-V2/V3): keys and values pass through a kv_lora_rank
+    latent, queries through a q_lora_rank one when the config sets it."""
+    hidden = config["hidden_size"]
+    heads = config["num_attention_heads"]
+    rank = config["kv_lora_rank"]
+    nope, rope, value = (_int_field(config, name) for name in ("qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"))
+    query = heads * (nope + rope)
+    q_rank = config.get("q_lora_rank")
+    if q_rank:
+        q_weights, q_norm = hidden * q_rank + q_rank * query, q_rank
+    else:
+        q_weights, q_norm = hidden * query, 0
+    weights = q_weights + hidden * (rank + rope) + rank * heads * (nope + value) + heads * value * hidden
+    return weights, q_norm + rank
+
+
 def _mlp_parameters(config, model_type):
     """(dense or shared-expert weights, expert weights, biases/routers) of one layer's MLP."""
     hidden = config["hidden_size"]
@@ -532,6 +538,10 @@ def _mlp_parameters(config, model_type):
     if model_type in _EXPERT_BIAS_TYPES:
         # gpt-oss: biased experts (gate_up 2 x intermediate, down hidden) and a biased router.
         router += experts * (2 * expert_size + hidden) + experts
+    if config.get("n_shared_experts"):
+        # DeepSeek-style shared experts; V3 adds a routing bias per expert (e_score_correction_bias).
+        bias = experts if config.get("topk_method") == "noaux_tc" else 0
+        return config["n_shared_experts"] * 3 * hidden * expert_size, experts * 3 * hidden * expert_size, router + bias
     shared = config.get("shared_expert_intermediate_size")
     if shared:
         # Qwen-MoE style shared expert with its sigmoid gate.

@@ -53,20 +53,26 @@ options:
   model_config:
     description:
       - The model's C(config.json), as a dict, as its JSON text, or as the path of the file (or of its directory) on the host.
-      - Optional for the models of the built-in table (TinyLlama-1.1B-Chat-v1.0, Qwen2.5 0.5B/1.5B/3B/7B Instruct, Qwen3-0.6B,
-        Qwen3-30B-A3B, Meta-Llama-3-8B-Instruct, Llama-3.1-8B-Instruct, Mistral-7B-Instruct-v0.3, gpt-oss-20b, gpt-oss-120b) and when
-        O(model) is a directory on the host that holds a C(config.json); required otherwise.
+      - Optional for the models of the built-in table and when O(model) is a directory on the host that holds a C(config.json); required
+        otherwise. The table holds TinyLlama-1.1B-Chat-v1.0; Qwen2.5 0.5B/1.5B/3B/7B Instruct; Qwen3 0.6B/1.7B/4B/8B/14B/32B and
+        Qwen3-30B-A3B; Meta-Llama-3-8B-Instruct, Llama-3.1-8B/70B-Instruct, Llama-3.2-1B/3B-Instruct and Llama-3.3-70B-Instruct;
+        Mistral-7B-Instruct-v0.3, Mistral-Nemo-Instruct-2407 and Mistral-Small-24B-Instruct-2501; gpt-oss-20b and gpt-oss-120b; and for
+        the K80 fork ERNIE-4.5-0.3B-PT and granite-4.1-3b.
       - The families it understands are llama-style decoders, dense or mixture of experts (Llama, Mistral, Qwen2/2.5, Qwen3, Qwen3-MoE,
-        Mixtral-style C(num_local_experts), Qwen-MoE shared experts, gpt-oss with its attention sinks and biased experts), and multimodal
-        configs whose language model is one of those under C(text_config).
+        Mixtral-style C(num_local_experts), Qwen-MoE shared experts, gpt-oss with its attention sinks and biased experts, Granite, ERNIE
+        4.5), DeepSeek-V2/V3 with multi-head latent attention (C(kv_lora_rank)), and multimodal configs whose language model is one of
+        those under C(text_config).
       - Weights of quantized checkpoints follow C(quantization_config.quant_method) - V(mxfp4) (MoE experts only, 4.25 bits a weight,
         compute capability 8.0 or newer), V(fp8) (linear layers, 1 byte, 7.5 or newer), V(awq) (7.5 or newer) and V(gptq) (6.0 or newer)
         with their C(bits) and C(group_size); embeddings, the LM head, norms and routers stay in the model's dtype. Any other method is
         refused, naming the field. The V(k80) variant refuses quantized and mixture-of-experts models.
-      - Sliding-window layers are planned as full attention - what vLLM reserves for them while C(max_model_len) is at most the batched
-        tokens (8192 by default), and more than it reserves beyond that, where the planned concurrency is then a lower bound.
-      - Configs of families it does not understand are refused, naming the field - multi-head latent attention (C(kv_lora_rank)) and
-        C(layer_types) other than sliding and full attention (linear attention, state-space layers).
+      - The KV cache is planned the way vLLM's V1 engine allocates it - full-attention, sliding-window (C(sliding_window) with
+        C(layer_types), Gemma 2 and 3 patterns, Mistral-style windows on every layer) and latent-attention layers in groups of equal size
+        sharing one pool of blocks, a sliding-window layer holding its window and one batch of scheduled tokens. The V(k80) fork keeps every
+        token in every layer and serves models that interleave windows with full attention only up to the window; the V(cpu) plan counts
+        windows in full.
+      - Configs of families it does not understand are refused, naming the field - C(layer_types) other than sliding and full attention
+        (linear attention, state-space layers) and chunked attention (C(attention_chunk_size)).
     type: raw
   variant:
     description:
@@ -254,13 +260,23 @@ plan:
     memory:
       description:
         - The memory model behind the plan, per GPU (for the cpu variant, the host process).
-        - Keys C(parameters), C(dtype_bytes), C(memory_mib_per_gpu), C(budget_gib_per_gpu) (memory times utilization),
-          C(weights_gib_per_gpu), C(overhead_gib), C(kv_cache_gib_per_gpu), C(kv_bytes_per_token_per_gpu), C(kv_cache_tokens_per_gpu)
-          and C(max_concurrency) (KV cache tokens over O(max_model_len)).
+        - Keys C(parameters), C(dtype_bytes), C(memory_mib_per_gpu), C(budget_gib_per_gpu) (memory times utilization) and
+          C(weights_gib_per_gpu).
+        - C(activation_peak_gib) (the profiling pass - sampler logits of C(--max-num-seqs) sequences and the MLP activations of
+          C(--max-num-batched-tokens) tokens), C(non_torch_gib), C(cuda_graph_gib) and their sum inside the budget, C(overhead_gib). On the
+          V(k80) variant a measured constant stands for the whole overhead, and it captures no graphs.
+        - C(kv_cache_gib_per_gpu), C(kv_cache_groups) (one entry per group, full attention or its sliding window),
+          C(kv_layers_per_group), C(kv_bytes_per_token_per_gpu) (a token in every layer), C(kv_block_bytes_per_gpu),
+          C(kv_cache_blocks_per_gpu), C(kv_blocks_per_sequence) (at O(max_model_len)), C(kv_cache_tokens_per_gpu) (what vLLM logs as its
+          KV cache size) and C(max_concurrency) (sequences of O(max_model_len) the blocks hold).
+        - C(peak_gib_per_gpu) - what the GPU shows in use once the server is ready - the budget, the CUDA graphs vLLM captures beyond
+          it and the CUDA context.
       type: dict
       sample: {parameters: 1100048384, dtype_bytes: 4, memory_mib_per_gpu: 11441, budget_gib_per_gpu: 9.497, weights_gib_per_gpu: 4.098,
-               overhead_gib: 0.6, kv_cache_gib_per_gpu: 4.799, kv_bytes_per_token_per_gpu: 45056, kv_cache_tokens_per_gpu: 114352,
-               max_concurrency: 55.84}
+               activation_peak_gib: 0.6, non_torch_gib: 0.0, cuda_graph_gib: 0.0, overhead_gib: 0.6, kv_cache_gib_per_gpu: 4.799,
+               kv_cache_groups: [full attention], kv_layers_per_group: 22, kv_bytes_per_token_per_gpu: 45056,
+               kv_block_bytes_per_gpu: 720896, kv_cache_blocks_per_gpu: 7147, kv_blocks_per_sequence: 128,
+               kv_cache_tokens_per_gpu: 114352, max_concurrency: 55.84, peak_gib_per_gpu: 10.097}
     warnings:
       description: What the plan had to compromise on or the user should know; also emitted as task warnings.
       type: list

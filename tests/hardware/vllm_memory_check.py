@@ -8,10 +8,11 @@ Runs ON a GPU host (one GPU, no network needed). For each case it:
      real checkpoint would not fit a small disk or a short run; the record says so),
   2. writes random weights as safetensors under the real checkpoint's tensor names (bf16;
      gpt-oss experts as MXFP4 ``*_blocks``/``*_scales`` uint8, the layout vLLM's gpt_oss
-     loader reads) and a word-level tokenizer of the model's vocabulary size,
+     loader reads; deepseek_v2 with MLA projections, a dense first layer and routed plus
+     shared experts) and a word-level tokenizer of the model's vocabulary size,
   3. starts ``python -m vllm.entrypoints.openai.api_server`` with the case's arguments
-     (gpu_memory_utilization 0.9, TP 1), waits for /health, reads nvidia-smi, sends one
-     completion, stops the server,
+     (the case's gpu_memory_utilization, 0.9 unless it names another, TP 1), waits for
+     /health, reads nvidia-smi, sends one completion, stops the server,
   4. scrapes vLLM's startup lines ("Model loading took", "Available KV cache memory",
      "GPU KV cache size", "Maximum concurrency", graph capture, torch.compile, the
      memory profile) and writes OUT/<case>.json and OUT/<case>.log.gz; at the end
@@ -41,8 +42,10 @@ Preparing a host without network (what was done for tests/hardware/fixtures/vllm
     VLLM_LOGGING_LEVEL=DEBUG, which adds the memory profile lines.
   * Checkpoints can be made ahead (``--generate CASE --work DIR``, torch, safetensors and
     tokenizers only, no vLLM), e.g. while vLLM is still being copied; a case whose
-    directory already holds model.safetensors.index.json is not generated again. All five
-    take about 46 GB of disk; a case's checkpoint is deleted after its last case.
+    directory already holds model.safetensors.index.json is not generated again. The first
+    five take about 46 GB of disk (the four added later about 53 GB: the 8B and gpt-oss
+    shapes again, Mistral-7B 14.5 GB, DeepSeek-V2-Lite's 8 layers 9.2 GB); a case's
+    checkpoint is deleted after its last case.
   * Fixture: ``--merge OUT1 OUT2 ... --fixture FILE`` scrapes the saved logs again and puts
     every case of those runs into one JSON file (tests/hardware/fixtures/).
 The script itself needs only the standard library; generation runs in a child process
@@ -63,7 +66,7 @@ import sys
 import time
 import urllib.request
 
-UTIL = 0.9
+UTIL = 0.9  # gpu_memory_utilization of a case that names none
 PORT = 8011
 
 LLAMA_8B = {
@@ -130,7 +133,47 @@ GEMMA2_2B = {
     "vocab_size": 256000,
 }
 
+# mistralai/Mistral-7B-v0.1: every layer slides over 4096 tokens (no layer_types), so vLLM
+# keeps one sliding-window KV cache group and sizes a request by the window, not the context.
+MISTRAL_7B = {
+    "architectures": ["MistralForCausalLM"], "model_type": "mistral", "attention_dropout": 0.0,
+    "bos_token_id": 1, "eos_token_id": 2, "hidden_act": "silu", "hidden_size": 4096,
+    "initializer_range": 0.02, "intermediate_size": 14336, "max_position_embeddings": 32768,
+    "num_attention_heads": 32, "num_hidden_layers": 32, "num_key_value_heads": 8,
+    "rms_norm_eps": 1e-05, "rope_theta": 10000.0, "sliding_window": 4096,
+    "tie_word_embeddings": False, "torch_dtype": "bfloat16", "use_cache": True,
+    "vocab_size": 32000,
+}
+
+# deepseek-ai/DeepSeek-V2-Lite: multi-head latent attention (no query LoRA; the KV cache holds
+# kv_lora_rank + qk_rope_head_dim = 576 values a token a layer, one "head"), layer 0 dense,
+# the others 64 routed experts (6 a token) and 2 shared ones.
+DEEPSEEK_V2_LITE = {
+    "architectures": ["DeepseekV2ForCausalLM"], "model_type": "deepseek_v2",
+    "attention_bias": False, "attention_dropout": 0.0, "aux_loss_alpha": 0.001,
+    "bos_token_id": 100000, "eos_token_id": 100001, "ep_size": 1, "first_k_dense_replace": 1,
+    "hidden_act": "silu", "hidden_size": 2048, "initializer_range": 0.02,
+    "intermediate_size": 10944, "kv_lora_rank": 512, "max_position_embeddings": 163840,
+    "moe_intermediate_size": 1408, "moe_layer_freq": 1, "n_group": 1, "n_routed_experts": 64,
+    "n_shared_experts": 2, "norm_topk_prob": False, "num_attention_heads": 16,
+    "num_experts_per_tok": 6, "num_hidden_layers": 27, "num_key_value_heads": 16,
+    "pretraining_tp": 1, "q_lora_rank": None, "qk_nope_head_dim": 128, "qk_rope_head_dim": 64,
+    "rms_norm_eps": 1e-06,
+    "rope_scaling": {"beta_fast": 32, "beta_slow": 1, "factor": 40, "mscale": 0.707,
+                     "mscale_all_dim": 0.707, "original_max_position_embeddings": 4096,
+                     "type": "yarn"},
+    "rope_theta": 10000, "routed_scaling_factor": 1.0, "scoring_func": "softmax",
+    "seq_aux": True, "tie_word_embeddings": False, "topk_group": 1, "topk_method": "greedy",
+    "torch_dtype": "bfloat16", "use_cache": True, "v_head_dim": 128, "vocab_size": 102400,
+}
+
+# An RTX 5090's budget on the H200: vLLM would size itself to 0.9 x 32607 MiB there; the
+# H200's CUDA total is 139.8 GiB (143155 MiB), so 0.9 * 32607 / 143155 = 0.205.
+RTX5090_BUDGET_UTIL = 0.205
+
 # model: directory name under --work; cases sharing one reuse the generated checkpoint.
+# util: --gpu-memory-utilization (UTIL when absent). The later cases pass --max-num-seqs and
+# --max-num-batched-tokens as the planner does.
 CASES = [
     {"name": "llama-3.1-8b-bf16", "shape_of": "meta-llama/Llama-3.1-8B-Instruct",
      "model": "llama-3.1-8b", "config": LLAMA_8B, "layers": 32, "max_model_len": 8192,
@@ -151,6 +194,30 @@ CASES = [
     {"name": "qwen3-30b-a3b-8of48", "shape_of": "Qwen/Qwen3-30B-A3B", "model": "qwen3-30b-a3b-8l",
      "config": QWEN3_30B_A3B, "layers": 8, "max_model_len": 8192, "args": [],
      "note": "8 of 48 layers (the full bf16 checkpoint is about 57 GiB); other fields real"},
+    {"name": "gpt-oss-20b-131k-rtx5090-budget", "shape_of": "openai/gpt-oss-20b",
+     "model": "gpt-oss-20b", "config": GPT_OSS_20B, "layers": 24, "max_model_len": 131072,
+     "util": RTX5090_BUDGET_UTIL,
+     "args": ["--max-num-seqs", "256", "--max-num-batched-tokens", "2048"],
+     "note": "full depth; the byte budget vLLM has on an RTX 5090 (0.9 x 32607 MiB, here "
+             "0.205 x 139.8 GiB) at the full 131072 context with an RTX 5090's server defaults "
+             "(256 sequences, 2048 batched tokens): does gpt-oss-20b fit there with the hybrid "
+             "KV cache manager (sliding window 128 on half the layers)?"},
+    {"name": "llama-3.1-8b-eager", "shape_of": "meta-llama/Llama-3.1-8B-Instruct",
+     "model": "llama-3.1-8b", "config": LLAMA_8B, "layers": 32, "max_model_len": 8192,
+     "args": ["--enforce-eager", "--max-num-seqs", "1024", "--max-num-batched-tokens", "8192"],
+     "note": "full depth; --enforce-eager: the peak without CUDA graphs (and without "
+             "torch.compile)"},
+    {"name": "mistral-7b-v0.1-sliding", "shape_of": "mistralai/Mistral-7B-v0.1",
+     "model": "mistral-7b-v0.1", "config": MISTRAL_7B, "layers": 32, "max_model_len": 32768,
+     "args": ["--max-num-seqs", "1024", "--max-num-batched-tokens", "8192"],
+     "note": "full depth; sliding window 4096 on every layer (no full-attention layer): one "
+             "sliding-window KV cache group, a request holds at most window + batched tokens"},
+    {"name": "deepseek-v2-lite-mla-8of27", "shape_of": "deepseek-ai/DeepSeek-V2-Lite",
+     "model": "deepseek-v2-lite-8l", "config": DEEPSEEK_V2_LITE, "layers": 8,
+     "max_model_len": 8192,
+     "args": ["--max-num-seqs", "1024", "--max-num-batched-tokens", "8192"],
+     "note": "8 of 27 layers (layer 0 dense, 7 MoE; the full bf16 checkpoint is about 29 GiB); "
+             "other fields real; MLA: one 576-wide latent KV entry a token a layer"},
 ]
 
 # Lines worth keeping verbatim: the memory accounting and the timings of a start.
@@ -161,6 +228,7 @@ KEEP = ("Model loading took", "Available KV cache memory", "GPU KV cache size",
         "attention backend", "MoE backend", "Using FlashAttention", "Model Runner",
         "Chunked prefill is enabled", "num_gpu_blocks is", "ScaledMMLinearKernel",
         "worker init memory snapshot", "Free memory on device",
+        "Profiling CUDA graph memory", "CUDA graph memory: ",
         " ERROR ", "OutOfMemory", "not initialized from checkpoint")
 
 NUM = r"([\d,]+(?:\.\d+)?)"
@@ -260,8 +328,39 @@ def gpt_oss_experts(p, cfg):
             (p + "down_proj_bias", (e, h))]
 
 
-def layer_specs(cfg, p):
+def deepseek_v2_layer(p, cfg, n):
+    """MLA projections (q_lora_rank null: one q_proj) and the MLP of decoder layer n, named
+    as vLLM 0.24.0's DeepseekV2ForCausalLM.load_weights reads them (kv_a_proj_with_mqa, the
+    kv_a_layernorm of the latent, kv_b_proj up to heads x (nope + v)); layers below
+    first_k_dense_replace (and off moe_layer_freq) are dense, the others routed + shared."""
+    h, heads = cfg["hidden_size"], cfg["num_attention_heads"]
+    rank, nope, rope = cfg["kv_lora_rank"], cfg["qk_nope_head_dim"], cfg["qk_rope_head_dim"]
+    v = cfg["v_head_dim"]
+    specs = [(p + "self_attn.kv_a_proj_with_mqa.weight", (rank + rope, h)),
+             (p + "self_attn.kv_a_layernorm.weight", (rank,)),
+             (p + "self_attn.kv_b_proj.weight", (heads * (nope + v), rank)),
+             (p + "self_attn.o_proj.weight", (h, heads * v)),
+             (p + "input_layernorm.weight", (h,)), (p + "post_attention_layernorm.weight", (h,))]
+    if cfg.get("q_lora_rank"):
+        q_rank = cfg["q_lora_rank"]
+        specs += [(p + "self_attn.q_a_proj.weight", (q_rank, h)),
+                  (p + "self_attn.q_a_layernorm.weight", (q_rank,)),
+                  (p + "self_attn.q_b_proj.weight", (heads * (nope + rope), q_rank))]
+    else:
+        specs.append((p + "self_attn.q_proj.weight", (heads * (nope + rope), h)))
+    if n < cfg["first_k_dense_replace"] or n % cfg.get("moe_layer_freq", 1):
+        return specs + gated_mlp(p + "mlp.", h, cfg["intermediate_size"])
+    specs.append((p + "mlp.gate.weight", (cfg["n_routed_experts"], h)))
+    for e in range(cfg["n_routed_experts"]):
+        specs += gated_mlp(p + "mlp.experts.%d." % e, h, cfg["moe_intermediate_size"])
+    return specs + gated_mlp(p + "mlp.shared_experts.", h,
+                             cfg["n_shared_experts"] * cfg["moe_intermediate_size"])
+
+
+def layer_specs(cfg, p, n=0):
     kind, h = cfg["model_type"], cfg["hidden_size"]
+    if kind == "deepseek_v2":
+        return deepseek_v2_layer(p, cfg, n)
     if kind == "gpt_oss":
         return (dense_layer(p, cfg, bias=True)
                 + [(p + "self_attn.sinks", (cfg["num_attention_heads"],)),
@@ -288,7 +387,7 @@ def tensor_specs(cfg):
     h, vocab = cfg["hidden_size"], cfg["vocab_size"]
     specs = [("model.embed_tokens.weight", (vocab, h))]
     for n in range(cfg["num_hidden_layers"]):
-        specs += layer_specs(cfg, "model.layers.%d." % n)
+        specs += layer_specs(cfg, "model.layers.%d." % n, n)
     specs.append(("model.norm.weight", (h,)))
     if not cfg.get("tie_word_embeddings"):
         specs.append(("lm_head.weight", (vocab, h)))
@@ -379,8 +478,12 @@ def nvidia_smi():
 def server_command(case, path):
     return [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", path,
             "--served-model-name", case["name"], "--port", str(PORT), "--dtype", "bfloat16",
-            "--gpu-memory-utilization", str(UTIL), "--tensor-parallel-size", "1",
+            "--gpu-memory-utilization", str(util(case)), "--tensor-parallel-size", "1",
             "--max-model-len", str(case["max_model_len"])] + case["args"]
+
+
+def util(case):
+    return case.get("util", UTIL)
 
 
 def server_env():
@@ -472,6 +575,10 @@ def shape_fields(case):
             "num_local_experts", "num_experts_per_tok", "vocab_size", "sliding_window",
             "layer_types", "tie_word_embeddings", "quantization_config")
     fields = {key: cfg[key] for key in keys if cfg.get(key) is not None}
+    if cfg["model_type"] == "deepseek_v2":  # MLA and the expert layout; q_lora_rank may be null
+        fields.update({key: cfg.get(key) for key in (
+            "q_lora_rank", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim",
+            "n_routed_experts", "n_shared_experts", "first_k_dense_replace", "moe_layer_freq")})
     fields.update(num_hidden_layers=case["layers"],
                   real_num_hidden_layers=case["config"]["num_hidden_layers"])
     return fields
@@ -481,7 +588,7 @@ def run_case(case, work, out, timeout, environment):
     path = os.path.join(work, case["model"])
     record = {"case": case["name"], "shape_of": case["shape_of"], "note": case["note"],
               "shape": shape_fields(case),
-              "max_model_len": case["max_model_len"], "gpu_memory_utilization": UTIL,
+              "max_model_len": case["max_model_len"], "gpu_memory_utilization": util(case),
               "tensor_parallel_size": 1, "extra_args": case["args"], "environment": environment}
     started, record["generate_s"] = time.time(), None  # None: made ahead with --generate
     if not os.path.exists(os.path.join(path, "model.safetensors.index.json")):
@@ -541,7 +648,7 @@ def derived(record):
     smi = record.get("nvidia_smi_at_ready")
     if not smi:
         return {}
-    budget = UTIL * smi["memory_total_mib"]
+    budget = record.get("gpu_memory_utilization", UTIL) * smi["memory_total_mib"]
     return {"budget_mib": round(budget), "at_ready_minus_budget_gib":
             round((smi["memory_used_mib"] - budget) / 1024, 2)}
 

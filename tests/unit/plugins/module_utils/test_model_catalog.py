@@ -296,16 +296,40 @@ def test_dense_models_have_no_expert_group():
     assert groups["mlp"] == 32 * 3 * 4096 * 14336
 
 
-def test_multi_head_latent_attention_is_refused_naming_the_field():
-    config = dict(catalog.MODELS["meta-llama/Llama-3.1-8B-Instruct"], model_type="deepseek_v3", kv_lora_rank=512)
-    with pytest.raises(catalog.ModelConfigError, match="kv_lora_rank declares multi-head latent attention"):
-        catalog.validate(config)
+# deepseek-ai/DeepSeek-V2-Lite and deepseek-ai/DeepSeek-V3 config.json fields that decide their size.
+DEEPSEEK_V2_LITE = {
+    "model_type": "deepseek_v2", "num_hidden_layers": 27, "hidden_size": 2048, "vocab_size": 102400, "num_attention_heads": 16,
+    "num_key_value_heads": 16, "q_lora_rank": None, "kv_lora_rank": 512, "qk_nope_head_dim": 128, "qk_rope_head_dim": 64,
+    "v_head_dim": 128, "intermediate_size": 10944, "moe_intermediate_size": 1408, "n_routed_experts": 64, "n_shared_experts": 2,
+    "num_experts_per_tok": 6, "first_k_dense_replace": 1, "topk_method": "greedy", "tie_word_embeddings": False,
+}
+DEEPSEEK_V3 = dict(
+    DEEPSEEK_V2_LITE, model_type="deepseek_v3", num_hidden_layers=61, hidden_size=7168, vocab_size=129280, num_attention_heads=128,
+    num_key_value_heads=128, q_lora_rank=1536, intermediate_size=18432, moe_intermediate_size=2048, n_routed_experts=256,
+    n_shared_experts=1, num_experts_per_tok=8, first_k_dense_replace=3, topk_method="noaux_tc",
+)
 
 
-def test_layer_types_other_than_sliding_and_full_attention_are_refused():
-    config = dict(catalog.MODELS["Qwen/Qwen3-0.6B"], layer_types=["linear_attention", "full_attention"] * 14)
-    with pytest.raises(catalog.ModelConfigError, match="layer_types holds linear_attention, layers whose cache"):
-        catalog.validate(config)
+@pytest.mark.parametrize("config, published", [
+    # Model cards: "15.7B total parameters" (V2-Lite), "671B total parameters" (V3, without its 14B MTP module).
+    (DEEPSEEK_V2_LITE, 15.7e9),
+    (DEEPSEEK_V3, 671e9),
+])
+def test_latent_attention_models_count_their_published_size(config, published):
+    assert catalog.parameter_count(config) == pytest.approx(published, rel=0.005)
+
+
+def test_latent_attention_layers_project_through_the_latent_ranks():
+    groups = catalog.parameter_groups(DEEPSEEK_V2_LITE)
+    per_layer = 2048 * 16 * 192 + 2048 * (512 + 64) + 512 * 16 * (128 + 128) + 16 * 128 * 2048
+    assert groups["attention"] == 27 * per_layer
+
+
+def test_dense_first_layers_of_deepseek_models_hold_no_experts():
+    groups = catalog.parameter_groups(DEEPSEEK_V2_LITE)
+    assert groups["experts"] == 26 * 64 * 3 * 2048 * 1408
+    # One dense MLP layer and 26 layers of two shared experts.
+    assert groups["mlp"] == 3 * 2048 * 10944 + 26 * 2 * 3 * 2048 * 1408
 
 
 def test_sliding_and_full_attention_layers_are_understood():

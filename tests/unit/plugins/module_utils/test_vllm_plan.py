@@ -944,10 +944,22 @@ def test_an_unknown_quantization_method_is_refused_naming_the_field():
           model="example/llama-bnb", model_config=config)
 
 
-def test_multi_head_latent_attention_is_refused_with_one_sentence():
-    config = dict(_model_catalog.MODELS[LLAMA31], kv_lora_rank=512)
-    fails("(the model config's kv_lora_rank declares multi-head latent attention, whose compressed KV cache the planner does not model "
-          "yet); serve a model", gpus(("h100", 1)), HOST_580, model="example/mla", model_config=config)
+def test_multi_head_latent_attention_caches_one_latent_per_token_on_every_rank():
+    config = dict(
+        model_type="deepseek_v2", num_hidden_layers=27, hidden_size=2048, vocab_size=102400, num_attention_heads=16,
+        num_key_value_heads=16, q_lora_rank=None, kv_lora_rank=512, qk_nope_head_dim=128, qk_rope_head_dim=64, v_head_dim=128,
+        intermediate_size=10944, moe_intermediate_size=1408, n_routed_experts=64, n_shared_experts=2, num_experts_per_tok=6,
+        first_k_dense_replace=1, max_position_embeddings=163840, tie_word_embeddings=False,
+    )
+    one = plan(gpus(("h100", 2)), HOST_580, model="deepseek-ai/DeepSeek-V2-Lite", model_config=config, tensor_parallel_size=1)
+    two = plan(gpus(("h100", 2)), HOST_580, model="deepseek-ai/DeepSeek-V2-Lite", model_config=config, tensor_parallel_size=2)
+    assert one["memory"]["kv_bytes_per_token_per_gpu"] == two["memory"]["kv_bytes_per_token_per_gpu"] == 27 * 576 * 2
+
+
+def test_attention_the_planner_does_not_model_is_refused_with_one_sentence():
+    config = dict(_model_catalog.MODELS[LLAMA31], attention_chunk_size=8192)
+    fails("(the model config's attention_chunk_size declares attention whose KV cache the planner does not model); serve a model",
+          gpus(("h100", 1)), HOST_580, model="example/chunked", model_config=config)
 
 
 def test_fp8_at_load_quantizes_the_linear_weights_and_passes_the_flag():
