@@ -36,7 +36,7 @@ from ansible_collections.gpufleet.vllm.plugins.module_utils._platforms import (
 )
 
 # What gpufleet_plan may override, and which part of the plan reads it.
-VLLM_KEYS = ("model_config", "variant", "tensor_parallel_size", "dtype", "quantization", "max_model_len",
+VLLM_KEYS = ("model_config", "variant", "tensor_parallel_size", "dtype", "quantization", "enforce_eager", "max_model_len",
              "gpu_memory_utilization", "vllm_version", "registry")
 DRIVER_KEYS = ("driver_branch", "kernel_module_flavor", "driver_source")
 TOOLKIT_KEYS = ("cuda_toolkit", "cuda_toolkit_version")

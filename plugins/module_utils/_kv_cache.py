@@ -12,7 +12,7 @@ token, the same on every tensor parallel rank). vLLM 0.24.0 (vllm/v1/kv_cache_in
 vllm/v1/core/kv_cache_utils.py) then:
 
 * cuts the layers of each spec into groups of one size: the smallest spec's layer count, or the
-  largest one's when that is less than 1.25 times the smallest;
+  largest one's when that is less than 1.5 times the smallest;
 * gives every layer of a group its own tensor, so a block costs ``page x group size`` and all
   groups draw their blocks from one pool;
 * needs ``ceil(max_model_len / 16)`` blocks per sequence in a full-attention group and
@@ -40,7 +40,7 @@ from ansible_collections.gpufleet.vllm.plugins.module_utils._model_catalog impor
 BLOCK_SIZE = 16
 # vLLM keeps the group size of the largest spec when it is less than this much larger than the
 # smallest one, padding the smaller specs' groups instead of splitting every spec finely.
-_GROUP_SIZE_SLACK = 1.25
+_GROUP_SIZE_SLACK = 1.5
 
 _FULL = "full_attention"
 _SLIDING = "sliding_attention"

@@ -10,8 +10,8 @@ vLLM's V1 engine sizes the KV cache at start: gpu_memory_utilization times the G
 less the weights, less the peak of one profiling forward pass over max_num_batched_tokens tokens
 and one sampler run over max_num_seqs sequences (activations), less what torch does not allocate
 itself (CUDA libraries' workspaces: non-torch), less on its V1 model runner an estimate of the
-CUDA graphs. It captures the graphs after the cache exists, so what they really take beyond that
-estimate (all of it on the V2 model runner, which makes no estimate) comes on top of the budget.
+CUDA graphs. It captures the graphs after the cache exists, so on the V2 model runner, which makes
+no estimate (its profile_cudagraph_memory returns 0), they come on top of the budget.
 
 The constants were fitted to vLLM 0.24.0 on the H200 (tests/hardware/fixtures, replayed by
 tests/unit/plugins/module_utils/test_recorded_vllm_memory.py; docs/validated-on.md has the table).
@@ -36,21 +36,19 @@ NON_TORCH_GIB = 0.23
 SAMPLER_LOGITS_COPIES_V1 = 3.1
 SAMPLER_LOGITS_COPIES_V2 = 1.0
 ACTIVATION_BASE_GIB = 0.15
-# CUDA graph memory grows with the layers captured: base plus per layer, fitted over six starts
-# (0.42-1.03 GiB for 8 to 32 layers).
-GRAPH_BASE_GIB = 0.205
-GRAPH_PER_LAYER_GIB = 0.021
-# What nvidia-smi shows beyond the budget and the graphs at ready: the CUDA context and the
-# allocator's slack (0.1-1.3 GiB measured, docs/validated-on.md).
-OUTSIDE_BUDGET_GIB = 0.6
+# CUDA graphs: the V2 runner captured 0.88-0.98 GiB beyond the budget for every shape measured;
+# the V1 runner estimated 0.35-0.58 GiB and took that out of the KV cache.
+GRAPHS_V2_GIB = 0.94
+GRAPHS_V1_ESTIMATE_GIB = 0.47
+# What nvidia-smi shows at ready beyond the budget and the graphs: the CUDA context and what the
+# allocator keeps (-0.25 to 1.34 GiB measured, docs/validated-on.md).
+OUTSIDE_BUDGET_GIB = 0.55
+# Architectures vLLM 0.24.0 runs on its V2 model runner (DEFAULT_V2_MODEL_RUNNER_ARCHITECTURES in
+# vllm/config/vllm.py), by config model_type.
+V2_RUNNER_MODEL_TYPES = frozenset(("llama", "mistral", "qwen3", "deepseek_v2", "qwen2_moe", "granitemoe"))
 # Activation bytes per value: the forward pass runs in the model's 16-bit dtype.
 _ACTIVATION_BYTES = 2
 _LOGIT_BYTES = 4
-
-
-def runs_on_v2(layout, has_experts):
-    """Whether vLLM 0.24.0 picks its V2 model runner: it did for dense full-attention models only."""
-    return not has_experts and not layout.latent_width and all(window is None for window in layout.windows)
 
 
 @dataclass(frozen=True)
@@ -80,11 +78,11 @@ class Activations:
 
     vocab: int
     mlp_width: int
-    layers: int
     v2_runner: bool
 
     @classmethod
-    def from_config(cls, config, v2_runner):
+    def from_config(cls, config):
+        v2_runner = str(config.get("model_type") or "").lower() in V2_RUNNER_MODEL_TYPES
         hidden = config["hidden_size"]
         routed = config.get("num_experts_per_tok")
         if routed:
@@ -92,17 +90,13 @@ class Activations:
             width = routed * (3 * expert + hidden)
         else:
             width = 2 * config["intermediate_size"]
-        return cls(config["vocab_size"], width, config["num_hidden_layers"], v2_runner)
+        return cls(config["vocab_size"], width, v2_runner)
 
     def peak_gib(self, batch, tensor_parallel_size):
         copies = SAMPLER_LOGITS_COPIES_V2 if self.v2_runner else SAMPLER_LOGITS_COPIES_V1
         sampler = copies * batch.max_num_seqs * self.vocab * _LOGIT_BYTES
         forward = batch.max_num_batched_tokens * self.mlp_width * _ACTIVATION_BYTES / tensor_parallel_size
         return (sampler + forward) / GIB + ACTIVATION_BASE_GIB
-
-    @property
-    def graph_gib(self):
-        return GRAPH_BASE_GIB + GRAPH_PER_LAYER_GIB * self.layers
 
 
 @dataclass(frozen=True)
@@ -121,8 +115,12 @@ class Overhead:
 
     @classmethod
     def of(cls, activations, batch, tensor_parallel_size, enforce_eager):
-        graphs = 0.0 if enforce_eager else activations.graph_gib
-        in_budget, beyond = (0.0, graphs) if activations.v2_runner else (graphs, 0.0)
+        if enforce_eager:
+            in_budget, beyond = 0.0, 0.0
+        elif activations.v2_runner:
+            in_budget, beyond = 0.0, GRAPHS_V2_GIB
+        else:
+            in_budget, beyond = GRAPHS_V1_ESTIMATE_GIB, 0.0
         return cls(activations.peak_gib(batch, tensor_parallel_size), NON_TORCH_GIB, in_budget, beyond)
 
     @property

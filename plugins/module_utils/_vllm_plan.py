@@ -139,6 +139,7 @@ class _Request:
     tensor_parallel_size: Union[str, int]
     dtype: str
     quantization: Optional[str]
+    enforce_eager: bool
     max_model_len: Optional[int]
     gpu_memory_utilization: Optional[float]
     driver_cuda_version: Optional[str]
@@ -269,7 +270,7 @@ class _ModelShape:
             attention_heads=config["num_attention_heads"],
             kv_heads=_model_catalog.kv_heads(config),
             kv_layout=layout,
-            activations=_startup_memory.Activations.from_config(config, _startup_memory.runs_on_v2(layout, groups["experts"] > 0)),
+            activations=_startup_memory.Activations.from_config(config),
             parameter_groups=tuple(sorted(groups.items())),
             quantization=_quantization.from_config(config),
             max_len=_model_catalog.max_position_embeddings(config),
@@ -485,6 +486,14 @@ def _quantization_option(value):
             "quantization %r is not one the planner knows vLLM to apply at load time (%s); pick it or leave quantization unset."
             % (value, ", ".join(_quantization.AT_LOAD))
         )
+    return value
+
+
+def _enforce_eager_option(value):
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise PlanError("enforce_eager must be true or false, not %r." % (value,))
     return value
 
 
@@ -912,13 +921,13 @@ def _gpu_budget(variant, request, gpus):
     return _Budget(min(gpu.memory_mib for gpu in gpus.gpus), utilization)
 
 
-def _gpu_engine(variant, shape, gpus):
+def _gpu_engine(variant, request, shape, gpus):
     if variant == "k80":
         # The fork runs eager (vllm-facts section 3); its overhead was measured as a whole.
         return _Engine(None, None, True)
     least = gpus.least
     batch = _startup_memory.Batch.default_for(least.memory_mib, least.name)
-    return _Engine(batch, shape.activations, False)
+    return _Engine(batch, shape.activations, request.enforce_eager)
 
 
 def _engine_shape(variant, request, shape, warnings):
@@ -1060,6 +1069,7 @@ def plan_deployment(
     tensor_parallel_size="auto",
     dtype="auto",
     quantization=None,
+    enforce_eager=None,
     max_model_len=None,
     gpu_memory_utilization=None,
     driver_cuda_version=None,
@@ -1079,6 +1089,7 @@ def plan_deployment(
         variant=_variant_option(variant),
         dtype=_dtype_option(dtype),
         quantization=_quantization_option(quantization),
+        enforce_eager=_enforce_eager_option(enforce_eager),
         gpu_memory_utilization=_utilization_option(gpu_memory_utilization),
         max_model_len=_max_model_len_option(max_model_len),
         tensor_parallel_size=_tp_option(tensor_parallel_size),
@@ -1110,7 +1121,7 @@ def _plan_gpu(request, shape, gpus, gpu_host):
     image = _gpu_image(variant, request, gpus, driver, warnings)
     shape = _engine_shape(variant, request, shape, warnings)
     budget = _gpu_budget(variant, request, gpus)
-    engine = _gpu_engine(variant, shape, gpus)
+    engine = _gpu_engine(variant, request, shape, gpus)
     memory = _MemoryModel(shape, dtype, engine, budget)
     fit = _choose_tp(request, memory, gpus)
     tp = fit.tensor_parallel_size
@@ -1124,8 +1135,10 @@ def _plan_gpu(request, shape, gpus, gpu_host):
     utilization = memory.budget.utilization
     args = ["--dtype", dtype, "--tensor-parallel-size", str(tp), "--max-model-len", str(max_model_len),
             "--gpu-memory-utilization", str(utilization)]
+    if engine.enforce_eager:
+        args += ["--enforce-eager"]
     if variant == "k80":
-        args += ["--enforce-eager", "--swap-space", "0"]
+        args += ["--swap-space", "0"]
     if engine.batch:
         # Stated, not left to vLLM's defaults: the activation peak and the sliding-window blocks
         # the plan sized depend on them.

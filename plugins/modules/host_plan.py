@@ -54,8 +54,8 @@ options:
     description:
       - Overrides of what the plan would choose (the inventory's C(gpufleet_plan)); a key outside this list is refused.
       - vLLM - C(model_config) (config.json as a mapping, for models outside the built-in table that are no local directory),
-        C(variant), C(tensor_parallel_size), C(dtype), C(quantization), C(max_model_len), C(gpu_memory_utilization), C(vllm_version),
-        C(registry) (see M(gpufleet.vllm.vllm_plan)).
+        C(variant), C(tensor_parallel_size), C(dtype), C(quantization), C(enforce_eager), C(max_model_len), C(gpu_memory_utilization),
+        C(vllm_version), C(registry) (see M(gpufleet.vllm.vllm_plan)).
       - Driver - C(driver_branch) (for example V(580)), C(kernel_module_flavor) (V(open) or V(proprietary)), C(driver_source)
         (V(distribution) or V(cuda)).
       - CUDA toolkit on the host - C(cuda_toolkit) (V(true) installs it), C(cuda_toolkit_version).

@@ -106,6 +106,13 @@ options:
       - Refused for checkpoints that are quantized already (their C(quantization_config) decides).
     type: str
     choices: [fp8]
+  enforce_eager:
+    description:
+      - Run vLLM without CUDA graphs (C(--enforce-eager)). The GPU then holds no graph memory beyond the budget, at the cost of
+        slower decoding.
+      - The V(k80) variant always runs eager.
+    type: bool
+    default: false
   max_model_len:
     description:
       - Context length (prompt and output tokens) of one request.
@@ -333,6 +340,7 @@ def main():
             tensor_parallel_size=dict(type="raw", default="auto"),
             dtype=dict(type="str", choices=list(DTYPES), default="auto"),
             quantization=dict(type="str", choices=list(AT_LOAD)),
+            enforce_eager=dict(type="bool", default=False),
             max_model_len=dict(type="int"),
             gpu_memory_utilization=dict(type="float"),
             driver_cuda_version=dict(type="str"),
@@ -352,6 +360,7 @@ def main():
             tensor_parallel_size=params["tensor_parallel_size"],
             dtype=params["dtype"],
             quantization=params["quantization"],
+            enforce_eager=params["enforce_eager"],
             max_model_len=params["max_model_len"],
             gpu_memory_utilization=params["gpu_memory_utilization"],
             driver_cuda_version=params["driver_cuda_version"],

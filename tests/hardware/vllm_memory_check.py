@@ -254,7 +254,9 @@ PATTERNS = {
     "cuda_total_gib": r"worker init memory snapshot:.*? total_memory=" + NUM + "GiB",
     "cuda_in_use_at_start_gib": r"worker init memory snapshot:.*? cuda_memory=" + NUM + "GiB",
     "kv_gib_to_fit_requested": r"\(" + NUM + r" GiB\) to fit into requested memory",
-    "max_num_batched_tokens": r"max_num_batched_tokens=" + NUM,
+    # "Chunked prefill is enabled with max_num_batched_tokens=N" is not printed by every
+    # start (the gpt-oss 131k one lacked it); the args line holds a value that was passed.
+    "max_num_batched_tokens": r"max_num_batched_tokens(?:=|': )" + NUM,
 }
 TEXT_PATTERNS = {
     "attention_backend": r"Using (\S+) attention backend|Using AttentionBackendEnum\.(\w+)",

@@ -30,13 +30,14 @@ PEAK_TOLERANCE_GIB = 0.5
 H200 = {"name": "NVIDIA H200", "pci_bus_id": "0000:00:01.0", "architecture": "hopper", "compute_capability": "9.0",
         "memory_mib": 143771}
 H200_HOST = {"driver_loaded": True, "driver_version": "580.159.04", "cuda_driver_version": "13.0"}
-
-# vLLM's Triton MXFP4 kernels on Hopper hold gpt-oss-20b's 12.82 GiB of checkpoint in 13.58 GiB
-# (a swizzled layout of triton_kernels); the planner counts the checkpoint's bytes.
-MXFP4_ON_HOPPER_GROWTH = 0.06
-# Peaks the model misses, with the measured reason: the V1 runner's graph estimate (0.58 GiB)
-# fell 0.45 GiB short of the 1.03 GiB its MoE graphs took.
-PEAK_MISSES_GIB = {"gpt-oss-20b-mxfp4": 0.8}
+# One case ran at the byte budget vLLM has on an RTX 5090 (0.205 of the H200's CUDA memory, 0.9 of
+# the 5090's 32,607 MiB) with the 5090's batch defaults: it is planned on the 5090's facts.
+RTX5090 = {"name": "NVIDIA GeForce RTX 5090", "pci_bus_id": "0000:09:00.0", "architecture": "blackwell",
+           "compute_capability": "12.0", "memory_mib": 32607}
+PLANNED_ON = {"gpt-oss-20b-131k-rtx5090-budget": (RTX5090, 0.9)}
+# Peaks the model misses, with the measured reason: the gpt-oss graphs took 1.03 GiB where vLLM
+# estimated 0.58; the Mistral start ended 0.26 GiB below vLLM's own accounting.
+PEAK_MISSES_GIB = {"gpt-oss-20b-mxfp4": 0.8, "mistral-7b-v0.1-sliding": 0.85}
 
 
 def recorded_cases():
@@ -50,9 +51,10 @@ CASES = {case["case"]: case for case in recorded_cases()}
 def planned(case):
     args = case["extra_args"]
     quantization = args[args.index("--quantization") + 1] if "--quantization" in args else None
+    gpu, utilization = PLANNED_ON.get(case["case"], (H200, case["gpu_memory_utilization"]))
     return _vllm_plan.plan_deployment(
-        gpus=[H200], gpu_host=H200_HOST, model=case["shape_of"], model_config=case["shape"],
-        max_model_len=case["max_model_len"], gpu_memory_utilization=case["gpu_memory_utilization"], quantization=quantization,
+        gpus=[gpu], gpu_host=H200_HOST, model=case["shape_of"], model_config=case["shape"], max_model_len=case["max_model_len"],
+        gpu_memory_utilization=utilization, quantization=quantization, enforce_eager="--enforce-eager" in args,
     )
 
 
@@ -62,20 +64,16 @@ def test_the_plan_states_the_arguments_vllm_ran_with(name):
     args = planned(case)["args"]
     assert args[args.index("--max-model-len") + 1] == str(case["max_model_len"])
     assert args[args.index("--max-num-batched-tokens") + 1] == str(case["scraped"]["max_num_batched_tokens"])
-    assert all(flag in args for flag in case["extra_args"] if flag.startswith("--"))
+    extra = case["extra_args"]
+    assert [(flag, value) for flag, value in zip(extra, extra[1:] + [None]) if flag.startswith("--")] == [
+        (flag, args[args.index(flag) + 1] if flag != "--enforce-eager" else value) for flag, value in
+        zip(extra, extra[1:] + [None]) if flag.startswith("--")]
 
 
-@pytest.mark.parametrize("name", sorted(name for name, case in CASES.items() if "mxfp4" not in json.dumps(case["shape"])))
+@pytest.mark.parametrize("name", sorted(CASES))
 def test_planned_weights_are_within_3_percent_of_what_vllm_loaded(name):
     case = CASES[name]
     assert planned(case)["memory"]["weights_gib_per_gpu"] == pytest.approx(case["scraped"]["weights_gib"], rel=TOLERANCE)
-
-
-def test_mxfp4_weights_are_planned_at_the_checkpoint_size():
-    case = CASES["gpt-oss-20b-mxfp4"]
-    weights = planned(case)["memory"]["weights_gib_per_gpu"]
-    assert weights == pytest.approx(case["checkpoint_gib"], abs=0.01)
-    assert weights < case["scraped"]["weights_gib"] < weights * (1 + MXFP4_ON_HOPPER_GROWTH)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -107,10 +105,12 @@ def test_planned_peak_is_within_half_a_gib_of_nvidia_smi_at_ready(name):
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_modelled_overhead_follows_the_measured_profile(name):
-    # The profile's activation peak and the graphs, each within 0.4 GiB of what vLLM measured.
+    # The profile's activation peak within 0.4 GiB of what vLLM measured, and the graph memory the
+    # plan counts within 0.15 GiB: the V1 runner's estimate, the V2 runner's capture, none when eager.
     case = CASES[name]
     memory = planned(case)["memory"]
     scraped = case["scraped"]
     assert memory["activation_peak_gib"] == pytest.approx(scraped["torch_peak_increase_gib"], abs=0.4)
     assert memory["non_torch_gib"] == pytest.approx(scraped["non_torch_increase_gib"], abs=0.05)
-    assert memory["cuda_graph_gib"] == pytest.approx(scraped["graph_capture_gib"], abs=0.35)
+    graphs = scraped.get("cudagraph_pool_estimated_gib", scraped.get("graph_capture_gib", 0.0))
+    assert memory["cuda_graph_gib"] == pytest.approx(graphs, abs=0.15)

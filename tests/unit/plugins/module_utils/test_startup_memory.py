@@ -8,12 +8,12 @@ import pytest
 
 from ansible_collections.gpufleet.vllm.plugins.module_utils import _model_catalog as catalog
 from ansible_collections.gpufleet.vllm.plugins.module_utils import _startup_memory as startup
-from ansible_collections.gpufleet.vllm.plugins.module_utils._kv_cache import KvLayout
 
 GIB = 1024 ** 3
 LLAMA31 = catalog.MODELS["meta-llama/Llama-3.1-8B-Instruct"]
 GPT_OSS_20B = catalog.MODELS["openai/gpt-oss-20b"]
 QWEN3_MOE = catalog.MODELS["Qwen/Qwen3-30B-A3B"]
+QWEN25 = catalog.MODELS["Qwen/Qwen2.5-7B-Instruct"]
 
 
 @pytest.mark.parametrize("memory_mib, name, batch", [
@@ -29,52 +29,49 @@ def test_batch_defaults_follow_vllm_by_memory_and_model(memory_mib, name, batch)
     assert chosen.args == ["--max-num-seqs", str(batch[0]), "--max-num-batched-tokens", str(batch[1])]
 
 
-def test_only_dense_full_attention_models_run_on_the_v2_runner():
-    assert startup.runs_on_v2(KvLayout.from_config(LLAMA31), has_experts=False)
-    assert not startup.runs_on_v2(KvLayout.from_config(LLAMA31), has_experts=True)
-    assert not startup.runs_on_v2(KvLayout.from_config(GPT_OSS_20B), has_experts=False)
+@pytest.mark.parametrize("config, v2", [(LLAMA31, True), (catalog.MODELS["Qwen/Qwen3-8B"], True), (QWEN25, False),
+                                        (QWEN3_MOE, False), (GPT_OSS_20B, False)])
+def test_the_runner_follows_vllms_list_of_v2_architectures(config, v2):
+    assert startup.Activations.from_config(config).v2_runner is v2
 
 
 def test_dense_activations_are_the_gate_and_up_projections():
-    dense = startup.Activations.from_config(LLAMA31, v2_runner=True)
-    assert (dense.vocab, dense.mlp_width, dense.layers) == (128256, 2 * 14336, 32)
+    dense = startup.Activations.from_config(LLAMA31)
+    assert (dense.vocab, dense.mlp_width) == (128256, 2 * 14336)
 
 
 def test_moe_activations_are_the_fused_kernel_caches_of_each_routed_expert():
-    moe = startup.Activations.from_config(QWEN3_MOE, v2_runner=False)
-    assert moe.mlp_width == 8 * (3 * 768 + 2048)
-    oss = startup.Activations.from_config(GPT_OSS_20B, v2_runner=False)
-    assert oss.mlp_width == 4 * (3 * 2880 + 2880)
+    assert startup.Activations.from_config(QWEN3_MOE).mlp_width == 8 * (3 * 768 + 2048)
+    assert startup.Activations.from_config(GPT_OSS_20B).mlp_width == 4 * (3 * 2880 + 2880)
 
 
 def test_activation_peak_is_the_sampler_logits_and_the_forward_pass_split_over_ranks():
-    dense = startup.Activations.from_config(LLAMA31, v2_runner=True)
+    dense = startup.Activations.from_config(LLAMA31)
     batch = startup.Batch(1024, 8192)
     sampler = 1024 * 128256 * 4
     forward = 8192 * 2 * 14336 * 2
     assert dense.peak_gib(batch, 1) == pytest.approx((sampler + forward) / GIB + startup.ACTIVATION_BASE_GIB)
     assert dense.peak_gib(batch, 2) == pytest.approx((sampler + forward / 2) / GIB + startup.ACTIVATION_BASE_GIB)
-    v1 = startup.Activations.from_config(LLAMA31, v2_runner=False)
+    v1 = startup.Activations(128256, 2 * 14336, v2_runner=False)
     assert v1.peak_gib(batch, 1) - dense.peak_gib(batch, 1) == pytest.approx(
         (startup.SAMPLER_LOGITS_COPIES_V1 - startup.SAMPLER_LOGITS_COPIES_V2) * sampler / GIB)
 
 
 def test_v2_graphs_come_on_top_of_the_budget_and_v1_estimates_them_inside():
     batch = startup.Batch(1024, 8192)
-    v2 = startup.Overhead.of(startup.Activations.from_config(LLAMA31, v2_runner=True), batch, 1, enforce_eager=False)
-    v1 = startup.Overhead.of(startup.Activations.from_config(LLAMA31, v2_runner=False), batch, 1, enforce_eager=False)
-    graphs = startup.GRAPH_BASE_GIB + 32 * startup.GRAPH_PER_LAYER_GIB
-    assert (v2.graphs_in_budget_gib, v2.graphs_beyond_budget_gib) == (0.0, pytest.approx(graphs))
-    assert (v1.graphs_in_budget_gib, v1.graphs_beyond_budget_gib) == (pytest.approx(graphs), 0.0)
-    assert v2.peak_gib(100.0) == pytest.approx(100.0 + graphs + startup.OUTSIDE_BUDGET_GIB)
+    v2 = startup.Overhead.of(startup.Activations.from_config(LLAMA31), batch, 1, enforce_eager=False)
+    v1 = startup.Overhead.of(startup.Activations.from_config(QWEN3_MOE), batch, 1, enforce_eager=False)
+    assert (v2.graphs_in_budget_gib, v2.graphs_beyond_budget_gib) == (0.0, startup.GRAPHS_V2_GIB)
+    assert (v1.graphs_in_budget_gib, v1.graphs_beyond_budget_gib) == (startup.GRAPHS_V1_ESTIMATE_GIB, 0.0)
+    assert v2.peak_gib(100.0) == pytest.approx(100.0 + startup.GRAPHS_V2_GIB + startup.OUTSIDE_BUDGET_GIB)
     assert v1.peak_gib(100.0) == pytest.approx(100.0 + startup.OUTSIDE_BUDGET_GIB)
-    assert v1.in_budget_gib == pytest.approx(v1.activations_gib + startup.NON_TORCH_GIB + graphs)
+    assert v1.in_budget_gib == pytest.approx(v1.activations_gib + startup.NON_TORCH_GIB + startup.GRAPHS_V1_ESTIMATE_GIB)
     assert v2.in_budget_gib == pytest.approx(v2.activations_gib + startup.NON_TORCH_GIB)
 
 
-def test_eager_engines_capture_no_graphs():
-    eager = startup.Overhead.of(startup.Activations.from_config(LLAMA31, v2_runner=True), startup.Batch(256, 2048), 1,
-                                enforce_eager=True)
+@pytest.mark.parametrize("config", [LLAMA31, QWEN3_MOE])
+def test_eager_engines_capture_no_graphs(config):
+    eager = startup.Overhead.of(startup.Activations.from_config(config), startup.Batch(256, 2048), 1, enforce_eager=True)
     assert eager.graphs_in_budget_gib == eager.graphs_beyond_budget_gib == 0.0
     assert eager.peak_gib(20.0) == pytest.approx(20.0 + startup.OUTSIDE_BUDGET_GIB)
 

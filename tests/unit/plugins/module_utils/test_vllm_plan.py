@@ -900,19 +900,24 @@ QWEN3_MOE = "Qwen/Qwen3-30B-A3B"
 
 
 def test_gpt_oss_20b_fits_one_rtx5090_at_its_full_context():
-    # Seed 004's deployment: MXFP4 experts make the weights about 12.8 GiB, not 39 GiB of bfloat16.
+    # Seed 004's deployment: MXFP4 experts make the weights about 13.6 GiB on the GPU, not 39 GiB of bfloat16.
     result = plan(gpus(("rtx5090", 1)), HOST_570, model=GPT_OSS_20B)
     assert result["variant"] == "cu128"
     assert result["tensor_parallel_size"] == 1
     assert result["max_model_len"] == 131072
-    assert 12.7 < result["memory"]["weights_gib_per_gpu"] < 12.9
+    assert 13.5 < result["memory"]["weights_gib_per_gpu"] < 13.7
     assert result["memory"]["kv_cache_tokens_per_gpu"] >= 131072
 
 
-def test_gpt_oss_120b_fits_one_h100():
+def test_gpt_oss_120b_fits_one_h100_at_a_shorter_context():
+    # 65.4 GiB of weights on the GPU leave 2.4 GiB of KV cache in the 71.7 GiB budget: enough for
+    # about 61,000 tokens, less than the model's 131,072.
     result = plan(gpus(("h100", 1)), HOST_580, model=GPT_OSS_120B)
     assert result["tensor_parallel_size"] == 1
-    assert 60 < result["memory"]["weights_gib_per_gpu"] < 62
+    assert 65 < result["memory"]["weights_gib_per_gpu"] < 66
+    assert 32768 < result["max_model_len"] < 131072
+    assert any("lowers max_model_len" in warning for warning in result["warnings"])
+    assert plan(gpus(("h100", 2)), HOST_580, model=GPT_OSS_120B)["tensor_parallel_size"] == 2
 
 
 def test_bfloat16_moe_weights_count_every_expert():
@@ -1059,3 +1064,13 @@ def test_k80_runs_eager_with_its_measured_overhead_and_no_batch_arguments():
 def test_large_gpus_get_vllms_larger_batch_stated():
     result = plan(gpus(("h100", 1)), HOST_580, model=LLAMA31)
     assert (arg(result, "--max-num-seqs"), arg(result, "--max-num-batched-tokens")) == ("1024", "8192")
+
+
+def test_enforce_eager_drops_the_graphs_from_the_peak_and_passes_the_flag():
+    graphs = plan(gpus(("h100", 1)), HOST_580, model=LLAMA31)
+    eager = plan(gpus(("h100", 1)), HOST_580, model=LLAMA31, enforce_eager=True)
+    assert "--enforce-eager" in eager["args"] and "--enforce-eager" not in graphs["args"]
+    assert eager["memory"]["cuda_graph_gib"] == 0.0
+    assert eager["memory"]["peak_gib_per_gpu"] == pytest.approx(graphs["memory"]["peak_gib_per_gpu"] - graphs["memory"]["cuda_graph_gib"])
+    assert plan(gpus(("k80", 1)), HOST_470)["args"].count("--enforce-eager") == 1
+    fails("enforce_eager must be true or false, not 'yes'", gpus(("h100", 1)), HOST_580, enforce_eager="yes")
