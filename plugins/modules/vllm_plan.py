@@ -62,8 +62,8 @@ options:
         Mixtral-style C(num_local_experts), Qwen-MoE shared experts, gpt-oss with its attention sinks and biased experts, Granite, ERNIE
         4.5), DeepSeek-V2/V3 with multi-head latent attention (C(kv_lora_rank)), and multimodal configs whose language model is one of
         those under C(text_config).
-      - Weights of quantized checkpoints follow C(quantization_config.quant_method) - V(mxfp4) (MoE experts only, 4.25 bits a weight,
-        compute capability 8.0 or newer), V(fp8) (linear layers, 1 byte, 7.5 or newer), V(awq) (7.5 or newer) and V(gptq) (6.0 or newer)
+      - Weights of quantized checkpoints follow C(quantization_config.quant_method) - V(mxfp4) (MoE experts only, 4.25 bits a weight in
+        the checkpoint and 8.1 % more in the layout vLLM holds on the GPU, compute capability 8.0 or newer), V(fp8) (linear layers, 1 byte, 7.5 or newer), V(awq) (7.5 or newer) and V(gptq) (6.0 or newer)
         with their C(bits) and C(group_size); embeddings, the LM head, norms and routers stay in the model's dtype. Any other method is
         refused, naming the field. The V(k80) variant refuses quantized and mixture-of-experts models.
       - The KV cache is planned the way vLLM's V1 engine allocates it - full-attention, sliding-window (C(sliding_window) with
