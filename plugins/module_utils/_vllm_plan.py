@@ -996,6 +996,21 @@ def _check_tp(request, shape, gpu_count):
         )
 
 
+def _check_peak_fits(memory, fit, least):
+    """Refuse a budget that leaves no room on the GPU for what vLLM takes beyond it."""
+    budget = memory.budget
+    memory_gib = budget.memory_mib / 1024.0
+    beyond_gib = fit.overhead.peak_gib(budget.gib) - budget.gib
+    if budget.gib + beyond_gib <= memory_gib:
+        return
+    highest = int((memory_gib - beyond_gib) / memory_gib * 100) / 100.0
+    raise PlanError(
+        "gpu_memory_utilization %s leaves %s GiB of %s for the CUDA graphs and context, which need %s GiB beyond the budget; "
+        "set it to at most %s, or enforce_eager to capture no graphs."
+        % (budget.utilization, _fmt_gib(memory_gib - budget.gib), least.name, _fmt_gib(beyond_gib), highest)
+    )
+
+
 def _no_fit_error(request, memory, fit, least):
     where = ("even at TP=%d" if request.auto_tp else "at TP=%d") % fit.tensor_parallel_size
     budget = memory.budget
@@ -1124,6 +1139,7 @@ def _plan_gpu(request, shape, gpus, gpu_host):
     engine = _gpu_engine(variant, request, shape, gpus)
     memory = _MemoryModel(shape, dtype, engine, budget)
     fit = _choose_tp(request, memory, gpus)
+    _check_peak_fits(memory, fit, gpus.least)
     tp = fit.tensor_parallel_size
     where = "the KV cache at TP=%d (%d tokens)" % (tp, fit.tokens(request.max_model_len or shape.max_len))
     max_model_len = _lowered_max_model_len(request, shape, fit, warnings, where)

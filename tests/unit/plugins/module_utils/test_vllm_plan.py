@@ -818,8 +818,10 @@ def test_invalid_gpu_memory_utilization_fails(value):
     assert "not %r" % (value,) in message
 
 
-def test_gpu_memory_utilization_of_one_is_allowed():
-    assert plan(gpus(("a40", 1)), HOST_580, gpu_memory_utilization=1.0)["gpu_memory_utilization"] == 1.0
+def test_gpu_memory_utilization_of_one_leaves_no_room_for_the_cuda_context():
+    # A valid fraction, but the CUDA context alone lives outside the budget.
+    fails("gpu_memory_utilization 1.0 leaves 0.00 GiB of NVIDIA A40", gpus(("a40", 1)), HOST_580, gpu_memory_utilization=1.0)
+    fails("set it to at most 0.98", gpus(("a40", 1)), HOST_580, gpu_memory_utilization=1.0, enforce_eager=True)
 
 
 def test_unknown_model_without_config_fails_asking_for_model_config():
@@ -1074,3 +1076,13 @@ def test_enforce_eager_drops_the_graphs_from_the_peak_and_passes_the_flag():
     assert eager["memory"]["peak_gib_per_gpu"] == pytest.approx(graphs["memory"]["peak_gib_per_gpu"] - graphs["memory"]["cuda_graph_gib"])
     assert plan(gpus(("k80", 1)), HOST_470)["args"].count("--enforce-eager") == 1
     fails("enforce_eager must be true or false, not 'yes'", gpus(("h100", 1)), HOST_580, enforce_eager="yes")
+
+
+def test_a_budget_without_room_for_graphs_and_context_is_refused():
+    # 0.99 of an H100 leaves 0.8 GiB, less than its 0.94 GiB of graphs and 0.55 GiB of context.
+    message = fails("gpu_memory_utilization 0.99 leaves 0.80 GiB of NVIDIA H100 80GB HBM3 for the CUDA graphs and context, which "
+                    "need 1.49 GiB beyond the budget; set it to at most 0.98, or enforce_eager", gpus(("h100", 1)), HOST_580,
+                    model=LLAMA31, gpu_memory_utilization=0.99)
+    assert message
+    eager = plan(gpus(("h100", 1)), HOST_580, model=LLAMA31, gpu_memory_utilization=0.99, enforce_eager=True)
+    assert eager["memory"]["peak_gib_per_gpu"] <= 81559 / 1024.0
