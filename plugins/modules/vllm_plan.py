@@ -63,9 +63,10 @@ options:
         4.5), DeepSeek-V2/V3 with multi-head latent attention (C(kv_lora_rank)), and multimodal configs whose language model is one of
         those under C(text_config).
       - Weights of quantized checkpoints follow C(quantization_config.quant_method) - V(mxfp4) (MoE experts only, 4.25 bits a weight in
-        the checkpoint and 8.1 % more in the layout vLLM holds on the GPU, compute capability 8.0 or newer), V(fp8) (linear layers, 1 byte, 7.5 or newer), V(awq) (7.5 or newer) and V(gptq) (6.0 or newer)
-        with their C(bits) and C(group_size); embeddings, the LM head, norms and routers stay in the model's dtype. Any other method is
-        refused, naming the field. The V(k80) variant refuses quantized and mixture-of-experts models.
+        the checkpoint and 8.1 % more in the layout vLLM holds on the GPU, compute capability 8.0 or newer), V(fp8) (linear layers,
+        1 byte, 7.5 or newer), V(awq) (7.5 or newer) and V(gptq) (6.0 or newer) with their C(bits) and C(group_size); embeddings, the
+        LM head, norms and routers stay in the model's dtype. Any other method is refused, naming the field. The V(k80) variant refuses
+        quantized and mixture-of-experts models.
       - The KV cache is planned the way vLLM's V1 engine allocates it - full-attention, sliding-window (C(sliding_window) with
         C(layer_types), Gemma 2 and 3 patterns, Mistral-style windows on every layer) and latent-attention layers in groups of equal size
         sharing one pool of blocks, a sliding-window layer holding its window and one batch of scheduled tokens. The V(k80) fork keeps every
