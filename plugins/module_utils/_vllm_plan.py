@@ -370,12 +370,15 @@ class _Fit:
 
 @dataclass(frozen=True)
 class _MemoryModel:
-    """vLLM's startup arithmetic for one model, dtype, engine and GPU budget."""
+    """vLLM's startup arithmetic for one model, dtype, engine and GPU budget.
+
+    The budget is None on the cpu variant, whose KV cache has a fixed size.
+    """
 
     shape: _ModelShape
     dtype: str
     engine: _Engine
-    budget: _Budget
+    budget: Optional[_Budget]
 
     @property
     def dtype_bytes(self):
