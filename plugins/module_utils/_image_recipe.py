@@ -62,8 +62,11 @@ def sha256_file(path):
     return digest.hexdigest()
 
 
-def scan_tree(root):
-    """Sorted [(relative path with "/" separators, sha256)] of the regular files under root (links followed)."""
+def scan_tree(root, digest=sha256_file):
+    """Sorted [(relative path with "/" separators, sha256)] of the regular files under root (links followed).
+
+    digest(path) gives a file's sha256: sha256_file, or a digest cache's that skips unchanged files.
+    """
     entries = []
     for current, dirs, files in os.walk(root, followlinks=True):
         dirs.sort()
@@ -72,11 +75,11 @@ def scan_tree(root):
             if not os.path.isfile(path):
                 continue
             relative = os.path.relpath(path, root).replace(os.sep, "/")
-            entries.append((relative, sha256_file(path)))
+            entries.append((relative, digest(path)))
     return sorted(entries)
 
 
-def scan_source(root):
+def scan_source(root, digest=sha256_file):
     """Sorted [(relative path with "/" separators, sha256)] of a source tree's regular files (links followed).
 
     Like scan_tree, but without SOURCE_SKIPPED_DIRS at any depth; a ".git" file (the pointer of a
@@ -90,17 +93,17 @@ def scan_source(root):
             if name in SOURCE_SKIPPED_DIRS or not os.path.isfile(path):
                 continue
             relative = os.path.relpath(path, root).replace(os.sep, "/")
-            entries.append((relative, sha256_file(path)))
+            entries.append((relative, digest(path)))
     return sorted(entries)
 
 
-def scan_wheelhouse(path):
+def scan_wheelhouse(path, digest=sha256_file):
     """Sorted [(file name, sha256)] of the *.whl files directly in a wheelhouse directory."""
     entries = []
     for name in os.listdir(path):
         full = os.path.join(path, name)
         if name.endswith(".whl") and os.path.isfile(full):
-            entries.append((name, sha256_file(full)))
+            entries.append((name, digest(full)))
     return sorted(entries)
 
 

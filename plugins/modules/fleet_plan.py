@@ -66,6 +66,14 @@ options:
       - A vLLM source tree on the controller that the C(k80) and C(cu128) images are built from instead of a git checkout; its
         files count for the image tag, whose version part is then V(local).
     type: path
+  digest_cache:
+    description:
+      - A file on the controller that remembers the sha256 of each hashed build input with its size, modification time and change
+        time, so that a run reads again only the files that changed since (a wheelhouse is often hundreds of MiB).
+      - Created when missing; a cache that cannot be read is ignored and one that cannot be written only gives a warning.
+      - It is written in check mode too, as it changes nothing on the hosts. Unset, every input is hashed on every run.
+    type: path
+    version_added: 1.2.0
 requirements:
   - C(git) on the controller, to resolve the git ref of a K80 image to a commit.
 seealso:
@@ -119,6 +127,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
+from ansible_collections.gpufleet.vllm.plugins.module_utils._digest_cache import DigestCache
 from ansible_collections.gpufleet.vllm.plugins.module_utils._fleet_images import FleetPlanError, plan_fleet
 from ansible_collections.gpufleet.vllm.plugins.module_utils._host_plan import summary
 from ansible_collections.gpufleet.vllm.plugins.module_utils._image_recipe import (
@@ -126,7 +135,6 @@ from ansible_collections.gpufleet.vllm.plugins.module_utils._image_recipe import
     scan_source,
     scan_tree,
     scan_wheelhouse,
-    sha256_file,
 )
 
 
@@ -145,20 +153,27 @@ def _commit_resolver(module):
     return resolve
 
 
-def _digester(params):
+def _digester(params, cache):
     """digest_of(build) over what the vllm_image module hashes on the build host: the same inputs, the same tag."""
-    wheels = scan_wheelhouse(params["wheelhouse"]) if params["wheelhouse"] else []
-    certs = [sha256_file(path) for path in params["ca_certificates"]]
+    wheels = scan_wheelhouse(params["wheelhouse"], cache.sha256) if params["wheelhouse"] else []
+    certs = [cache.sha256(path) for path in params["ca_certificates"]]
     pip_urls = " ".join(str(url) for url in params["pip_extra_index_urls"])
 
     def digest_of(build):
         build_args = dict(build["build_args"])
         if pip_urls:
             build_args["PIP_EXTRA_INDEX_URL"] = pip_urls
-        recipe = scan_tree(os.path.join(params["recipes_dir"], build["recipe"]))
-        source = scan_source(build["source"]) if build["source"] else ()
+        recipe = scan_tree(os.path.join(params["recipes_dir"], build["recipe"]), cache.sha256)
+        source = scan_source(build["source"], cache.sha256) if build["source"] else ()
         return recipe_digest(recipe, build_args, wheels, certs, source_files=source)
     return digest_of
+
+
+def _save_cache(module, cache):
+    try:
+        cache.save()
+    except (IOError, OSError) as exc:
+        module.warn("Cannot write the digest cache %s (%s): the next run hashes the build inputs again." % (cache.path, to_native(exc)))
 
 
 def main():
@@ -172,6 +187,7 @@ def main():
             ca_certificates=dict(type="list", elements="path", default=[]),
             pip_extra_index_urls=dict(type="list", elements="str", default=[], no_log=True),
             source_dir=dict(type="path"),
+            digest_cache=dict(type="path"),
         ),
         supports_check_mode=True,
     )
@@ -181,13 +197,15 @@ def main():
                              "it unset to build from git." % params["source_dir"])
     hosts = [(host, params["plans"][host]) for host in params["hosts"] if host in params["plans"]]
     settings = {"builders": params["builders"], "source_dir": params["source_dir"]}
+    cache = DigestCache(params["digest_cache"])
     try:
-        plans, builds = plan_fleet(hosts, settings, _commit_resolver(module), _digester(params))
+        plans, builds = plan_fleet(hosts, settings, _commit_resolver(module), _digester(params, cache))
     except FleetPlanError as exc:
         module.fail_json(msg=str(exc))
     except (IOError, OSError) as exc:
         module.fail_json(msg="Cannot read the image's build inputs on the controller (%s): check vllm_image_wheelhouse, "
                              "vllm_image_ca_certificates and vllm_image_source_dir." % to_native(exc))
+    _save_cache(module, cache)
     summaries = dict((host, summary(host, plan)) for host, plan in plans.items())
     module.exit_json(changed=False, plans=plans, builds=builds, summaries=summaries)
 

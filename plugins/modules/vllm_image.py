@@ -35,7 +35,8 @@ attributes:
     support: full
     details:
       - Asks the engine and the registry what exists and reports the action a real run would take, without pulling, building or
-        pushing, and without writing O(log_path); RV(image_id) is null when the image is absent.
+        pushing, and without writing O(log_path) (O(digest_cache), a cache of what was read, is written when set);
+        RV(image_id) is null when the image is absent.
   diff_mode:
     support: full
     details:
@@ -88,6 +89,17 @@ options:
         the whole log.
       - Missing parent directories are created. Nothing is written when no build runs, nor in check mode.
       - A failed build's message then names this file; without it only the last lines are kept, in RV(build_log).
+    type: path
+    version_added: 1.2.0
+  digest_cache:
+    description:
+      - A file on the host that remembers the sha256 of each hashed build input with its size, modification time and change time,
+        so that a run reads again only the files that changed since (a wheelhouse is often hundreds of MiB).
+      - Created when missing; a cache that cannot be read is ignored and one that cannot be written only gives a warning. Keep it
+        outside O(recipe_dir), whose every file counts for the tag.
+      - Written in check mode too, as it records what was read rather than anything the module manages, so that a run that asks
+        in check mode before it builds keeps the digests; leave it unset in check runs that must write nothing.
+      - Unset, every input is hashed on every run.
     type: path
     version_added: 1.2.0
   pip_extra_index_urls:
@@ -258,6 +270,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.common.text.converters import to_native
 
+from ansible_collections.gpufleet.vllm.plugins.module_utils._digest_cache import DigestCache
 from ansible_collections.gpufleet.vllm.plugins.module_utils._image_recipe import (
     PARALLELISM_BUILD_ARGS,
     LineSplitter,
@@ -273,7 +286,6 @@ from ansible_collections.gpufleet.vllm.plugins.module_utils._image_recipe import
     scan_source,
     scan_tree,
     scan_wheelhouse,
-    sha256_file,
     split_reference,
 )
 
@@ -326,7 +338,7 @@ def _effective_build_args(plan_args, pip_urls, extra_args):
 class Recipe(object):
     """Everything one build consumes, read from the host, with its digest."""
 
-    def __init__(self, recipe_dir, wheelhouse, ca_certificates, build_args, source_dir=None):
+    def __init__(self, recipe_dir, wheelhouse, ca_certificates, build_args, source_dir, cache):
         if not recipe_dir:
             raise RecipeError("The plan builds its image, so recipe_dir (the directory holding the variant's Dockerfile) is required.")
         if not os.path.isfile(os.path.join(recipe_dir, "Dockerfile")):
@@ -339,11 +351,12 @@ class Recipe(object):
         self.wheelhouse = wheelhouse
         self.source_dir = source_dir
         self.build_args = build_args
+        digest = cache.sha256
         try:
-            self.recipe_files = scan_tree(recipe_dir)
-            self.wheels = scan_wheelhouse(wheelhouse) if wheelhouse else []
-            self.sources = scan_source(source_dir) if source_dir else []
-            self.certs = _read_certs(ca_certificates)
+            self.recipe_files = scan_tree(recipe_dir, digest)
+            self.wheels = scan_wheelhouse(wheelhouse, digest) if wheelhouse else []
+            self.sources = scan_source(source_dir, digest) if source_dir else []
+            self.certs = _read_certs(ca_certificates, digest)
         except (IOError, OSError) as exc:
             raise RecipeError("Cannot read the build inputs (%s); check the paths and their permissions." % to_native(exc))
         self.digest = recipe_digest(self.recipe_files, build_args, self.wheels, [sha for dummy, sha in self.certs], self.sources)
@@ -381,14 +394,14 @@ class Recipe(object):
             shutil.copy(os.path.join(self.source_dir, *relative.split("/")), target)
 
 
-def _read_certs(paths):
+def _read_certs(paths, digest):
     """[(path, sha256)] of the extra CA certificates, one per distinct content."""
     certs = []
     seen = set()
     for path in paths:
         if not os.path.isfile(path):
             raise RecipeError("CA certificate %s is not a file on the host; copy it there or drop it from ca_certificates." % path)
-        sha = sha256_file(path)
+        sha = digest(path)
         if sha not in seen:
             seen.add(sha)
             certs.append((path, sha))
@@ -601,13 +614,19 @@ def _secrets(urls):
 Target = collections.namedtuple("Target", "build plan_image variant recipe reference")
 
 
-def _target(params):
+def _target(module):
     """The Target for the module's options: for build plans, the recipe is read and hashed here."""
+    params = module.params
     build, plan_image, variant, plan_args = _check_plan(params["plan"])
     if not build:
         return Target(False, plan_image, variant, None, plan_image)
     build_args = _effective_build_args(plan_args, params["pip_extra_index_urls"], params["build_args"])
-    recipe = Recipe(params["recipe_dir"], params["wheelhouse"], params["ca_certificates"], build_args, params["source_dir"])
+    cache = DigestCache(params["digest_cache"])
+    recipe = Recipe(params["recipe_dir"], params["wheelhouse"], params["ca_certificates"], build_args, params["source_dir"], cache)
+    try:
+        cache.save()
+    except (IOError, OSError) as exc:
+        module.warn("Cannot write the digest cache %s (%s): the next run hashes the build inputs again." % (cache.path, to_native(exc)))
     return Target(True, plan_image, variant, recipe, build_reference(plan_image, recipe.digest))
 
 
@@ -660,7 +679,7 @@ def _make_image(module, engine, target, action, push):
 def _ensure_image(module, result):
     """Find, pull or build the image, filling result; raises RecipeError or ImageError."""
     params = module.params
-    target = _target(params)
+    target = _target(module)
     if target.recipe is not None:
         result["digest_inputs"] = target.recipe.summary()
     result["image"] = target.reference
@@ -695,6 +714,7 @@ def main():
             recipe_dir=dict(type="path"),
             wheelhouse=dict(type="path"),
             source_dir=dict(type="path"),
+            digest_cache=dict(type="path"),
             log_path=dict(type="path"),
             ca_certificates=dict(type="list", elements="path", default=[]),
             pip_extra_index_urls=dict(type="list", elements="str", default=[], no_log=True),

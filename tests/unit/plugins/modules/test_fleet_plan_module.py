@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import subprocess
@@ -13,6 +14,9 @@ import subprocess
 import pytest
 import yaml
 
+from ansible.module_utils.common import warnings as ansible_warnings
+
+from ansible_collections.gpufleet.vllm.plugins.module_utils._digest_cache import DigestCache
 from ansible_collections.gpufleet.vllm.plugins.module_utils._gpu_detect import merge_gpus, summarize_host
 from ansible_collections.gpufleet.vllm.plugins.module_utils._host_plan import plan_host
 from ansible_collections.gpufleet.vllm.plugins.module_utils._vllm_plan import CPU_VLLM_VERSION
@@ -128,6 +132,39 @@ def test_reference_ignores_files_that_are_no_wheels_and_index_credentials(capsys
     assert reference(capsys, two) == before
     code, result = run_module(capsys, one)
     assert "s3cr3t-one" not in json.dumps(result)
+
+
+@pytest.fixture
+def later_clock(monkeypatch):
+    """Digests taken long after the test wrote its files, so that the cache may keep them (a real run hashes older files)."""
+    monkeypatch.setattr(fleet_plan, "DigestCache", functools.partial(DigestCache, clock_ns=lambda: 4 * 10 ** 18))
+
+
+def test_digest_cache_is_written_and_gives_the_same_reference(capsys, inputs, later_clock):
+    cache = inputs["root"] / "cache" / "image-digests.json"
+    plain = reference(capsys, module_args(inputs, cpu_fleet()))
+    assert not cache.exists()
+    assert reference(capsys, module_args(inputs, cpu_fleet(), digest_cache=str(cache))) == plain
+    wheel = str(inputs["root"] / "wheels" / "tiny_dep-1.0-py3-none-any.whl")
+    assert wheel in json.loads(cache.read_text())["files"]
+    assert reference(capsys, module_args(inputs, cpu_fleet(), digest_cache=str(cache))) == plain
+
+
+def test_a_wheel_changed_under_the_cache_changes_the_reference(capsys, inputs, later_clock):
+    cache = str(inputs["root"] / "image-digests.json")
+    before = reference(capsys, module_args(inputs, cpu_fleet(), digest_cache=cache))
+    (inputs["root"] / "wheels" / "tiny_dep-1.0-py3-none-any.whl").write_bytes(b"PK\x03\x04 other wheel")
+    assert reference(capsys, module_args(inputs, cpu_fleet(), digest_cache=cache)) != before
+
+
+def test_unwritable_digest_cache_only_warns(capsys, inputs, later_clock, monkeypatch):
+    # Module warnings collect in a process-wide store: a fresh one keeps this warning out of later tests.
+    monkeypatch.setattr(ansible_warnings, "_global_warnings", {})
+    blocker = inputs["root"] / "not-a-directory"
+    blocker.write_text("")
+    code, result = run_module(capsys, module_args(inputs, cpu_fleet(), digest_cache=str(blocker / "image-digests.json")))
+    assert code == 0
+    assert "Cannot write the digest cache" in json.dumps(result["warnings"])
 
 
 def test_unreadable_certificate_fails_in_one_sentence(capsys, inputs):
