@@ -168,6 +168,10 @@ _GPU_ROWS = {
     "0x2bb5": ("GB202GL", "RTX PRO 6000 Blackwell Server Edition", 98304),
 }
 
+# Boards that carry several GPU dies behind their own PCIe switch, by the dies' PCI device id: how many dies one board
+# carries. Tesla K80: two GK210 (dogkeeper886/vllm37 README, nvidia-smi topo: PIX within a board); Tesla M60: two GM204.
+_DIES_PER_BOARD = {"0x102d": 2, "0x13f2": 2}
+
 # CUDA toolkit (GA) -> minimum Linux x86_64 driver (RN, Table 3).
 CUDA_MIN_DRIVER = (
     ("11.4", "470.42.01"),
@@ -330,6 +334,11 @@ def normalize_device_id(value):
         # NVML and nvidia-smi combine device (high 16 bits) and vendor (low 16 bits).
         number >>= 16
     return "0x%04x" % number
+
+
+def dies_per_board(device_id):
+    """How many GPU dies share the board of a PCI device id: 2 for the Tesla K80 and M60, 1 for every other GPU."""
+    return _DIES_PER_BOARD.get(normalize_device_id(device_id), 1)
 
 
 def catalog_entry(device_id):

@@ -59,6 +59,10 @@ LAYER_ORDER = ("nvml", "nvidia-smi", "sysfs")
 
 _MIB = 1024 * 1024
 
+# The host bridge's directory under /sys/devices, which a PCI function's link passes through:
+# pci0000:00 (domain 0000, root bus 00); VMD domains have five hex digits (pci10000:00).
+_ROOT_COMPLEX = re.compile(r"^pci[0-9a-f]{4,}:[0-9a-f]{2}$")
+
 
 def _text(value):
     """str from the bytes or str that different pynvml releases return."""
@@ -91,11 +95,30 @@ def normalize_bus_id(value):
     return "%04x:%02x:%02x.%s" % (domain, int(match.group(2), 16), int(match.group(3), 16), match.group(4))
 
 
+def _pci_bridges(devices_dir, name):
+    """The PCI bridges between the root complex and the function ``name``, the root port first.
+
+    sysfs links /sys/bus/pci/devices/<address> to the function's place in the device tree, for
+    example ../../../devices/pci0000:00/0000:00:03.0/0000:03:00.0/0000:04:08.0/0000:05:00.0, whose
+    bridges are 0000:00:03.0, 0000:03:00.0 and 0000:04:08.0. [] for a function on the root bus;
+    None where there is no such link (a flat tree), which leaves the topology unknown.
+    """
+    try:
+        parts = os.readlink(os.path.join(devices_dir, name)).split("/")
+    except (IOError, OSError):
+        return None
+    roots = [index for index, part in enumerate(parts) if _ROOT_COMPLEX.match(part)]
+    if not roots:
+        return None
+    return [normalize_bus_id(part) for part in parts[roots[-1] + 1:-1]]
+
+
 def scan_sysfs(sysfs_root):
     """NVIDIA display functions under <sysfs_root>/bus/pci/devices, sorted by PCI address.
 
-    Each item: pci_bus_id, pci_device_id, pci_class, subsystem_vendor, subsystem_device and
-    kernel_driver (name of the bound driver or None). A missing or unreadable tree gives [].
+    Each item: pci_bus_id, pci_device_id, pci_class, subsystem_vendor, subsystem_device,
+    kernel_driver (name of the bound driver or None) and pci_bridges (see _pci_bridges). A
+    missing or unreadable tree gives [].
     """
     devices_dir = os.path.join(sysfs_root, "bus", "pci", "devices")
     try:
@@ -121,6 +144,7 @@ def scan_sysfs(sysfs_root):
             "subsystem_vendor": (_read_text(os.path.join(path, "subsystem_vendor")) or "").lower() or None,
             "subsystem_device": (_read_text(os.path.join(path, "subsystem_device")) or "").lower() or None,
             "kernel_driver": driver,
+            "pci_bridges": _pci_bridges(devices_dir, name),
         })
     return found
 
@@ -380,6 +404,7 @@ def merge_gpus(sysfs_gpus=None, *, smi_gpus=None, nvml_gpus=None, pci_ids=None):
             "kernel_driver": sysfs.get("kernel_driver"),
             "subsystem_vendor": sysfs.get("subsystem_vendor"),
             "subsystem_device": sysfs.get("subsystem_device"),
+            "pci_bridges": sysfs.get("pci_bridges"),
         })
     return merged
 

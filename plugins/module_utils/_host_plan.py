@@ -8,19 +8,21 @@
 
 plan_host() decides everything the roles apply: the driver (branch, flavor, source, packages), the
 CUDA toolkit, the container runtime, the image (variant, recipe, build arguments, reference) and the
-service (unit, port, arguments, environment). Every refusal is one HostPlanError sentence that names
-the host, the value and what to do. The roles decide nothing this plan covers.
+service (ports, arguments, environment, its replicas pinned to GPUs or CPU cores, the router in front
+of them). Every refusal is one HostPlanError sentence that names the host, the value and what to do.
+The roles decide nothing this plan covers.
 """
 
 from __future__ import annotations
 
 import difflib
 
-from ansible_collections.gpufleet.vllm.plugins.module_utils import _vllm_plan
+from ansible_collections.gpufleet.vllm.plugins.module_utils import _replicas, _vllm_plan
 from ansible_collections.gpufleet.vllm.plugins.module_utils._cuda_toolkit import toolkit_plan
 from ansible_collections.gpufleet.vllm.plugins.module_utils._driver_plan import CUDA, plan as driver_plan
 from ansible_collections.gpufleet.vllm.plugins.module_utils._gpu_catalog import (
     branch_max_cuda,
+    dies_per_board,
     driver_max_cuda,
     version_key,
 )
@@ -42,7 +44,13 @@ DRIVER_KEYS = ("driver_branch", "kernel_module_flavor", "driver_source")
 TOOLKIT_KEYS = ("cuda_toolkit", "cuda_toolkit_version")
 RUNTIME_KEYS = ("container_toolkit_version",)
 IMAGE_KEYS = ("build_args", "builder_image")
-PLAN_KEYS = VLLM_KEYS + DRIVER_KEYS + TOOLKIT_KEYS + RUNTIME_KEYS + IMAGE_KEYS
+SERVICE_KEYS = ("replicas",)
+PLAN_KEYS = VLLM_KEYS + DRIVER_KEYS + TOOLKIT_KEYS + RUNTIME_KEYS + IMAGE_KEYS + SERVICE_KEYS
+
+# The router that spreads requests over a host's replicas: vllm-router 0.1.17 on PyPI (2026-11), and its own
+# default port for Prometheus metrics.
+ROUTER_VERSION = "0.1.17"
+ROUTER_METRICS_PORT = 29000
 
 # nvidia-smi in a CUDA base image proves the container runtime; the image must not need a newer
 # driver than the host's (gpu-driver-facts.md 2-3), so each driver CUDA gets the newest base image it runs.
@@ -76,8 +84,9 @@ def plan_host(host, facts, settings):
     """The whole plan of one host; raises HostPlanError.
 
     facts: gpus and gpu_host (gpu_facts), distribution, distribution_version, architecture, kernel,
-    in_container. settings: model, overrides (gpufleet_plan), cuda_repository_url, recipes (the
-    variants this release has a recipe for), service (name, served_model_name, port, bind_address).
+    in_container, vcpus, memory_mib. settings: model, overrides (gpufleet_plan), cuda_repository_url, recipes
+    (the variants this release has a recipe for), service (name, served_model_name, port, bind_address,
+    router_metrics_port).
     """
     try:
         return _plan(facts, settings)
@@ -93,6 +102,7 @@ def _plan(facts, settings):
     driver = _driver_section(gpu_host, platform, facts, overrides, settings)
     vllm = _vllm_section(facts, settings, overrides, driver)
     image = _image_section(vllm, overrides, settings)
+    placement = _placement(facts, vllm, overrides.get("replicas"))
     return {
         "platform": {"key": platform, "label": PLATFORMS[platform]["label"], "family": PLATFORMS[platform]["family"],
                      "vcpus": facts.get("vcpus"), "memory_mib": facts.get("memory_mib")},
@@ -102,13 +112,14 @@ def _plan(facts, settings):
         "runtime": _runtime_section(platform, facts, driver, overrides),
         "vllm": vllm,
         "image": image,
-        "service": _service_section(vllm, image, settings),
-        "warnings": list(vllm["warnings"]),
+        "service": _service_section(vllm, image, settings, placement, PLATFORMS[platform]["router_python"]),
+        "warnings": list(vllm["warnings"]) + list(placement.warnings),
     }
 
 
 def _gpu_summary(gpu):
-    return dict((key, gpu.get(key)) for key in ("pci_bus_id", "name", "compute_capability", "memory_mib", "uuid"))
+    return dict((key, gpu.get(key)) for key in ("pci_bus_id", "pci_device_id", "name", "compute_capability", "memory_mib", "uuid",
+                                                "pci_bridges"))
 
 
 def _driver_section(gpu_host, platform, facts, overrides, settings):
@@ -249,17 +260,33 @@ def _build_args(vllm, extra):
     return build_args
 
 
-def _service_section(vllm, image, settings):
+def _placement(facts, vllm, replicas):
+    """Which GPUs or CPU cores each replica gets."""
+    if vllm["variant"] == "cpu":
+        memory = vllm["memory"]
+        # Each replica holds its own copy of the weights and its own KV cache (VLLM_CPU_KVCACHE_SPACE).
+        replica_gib = memory["kv_cache_gib_per_gpu"] + memory["weights_gib_per_gpu"]
+        return _replicas.cpu_replicas(facts.get("vcpus"), facts.get("memory_mib"), replica_gib, replicas)
+    return _replicas.gpu_replicas(facts.get("gpus") or [], vllm["tensor_parallel_size"], replicas)
+
+
+def _service_section(vllm, image, settings, placement, router_python):
     service = settings.get("service") or {}
     name = service.get("name") or service.get("served_model_name") or "vllm"
     bind = service.get("bind_address") or "0.0.0.0"
+    port = int(service.get("port") or 8000)
     model = settings["model"]
     local = str(model).startswith("/")
+    replicas = [_replica(name, port, index, placed) for index, placed in enumerate(placement.replicas)]
+    router = {"unit": "vllm-%s-router" % name, "port": port, "bind_address": bind,
+              "metrics_port": int(service.get("router_metrics_port") or ROUTER_METRICS_PORT), "version": ROUTER_VERSION,
+              "python": router_python["interpreter"], "python_packages": list(router_python["packages"]),
+              "ca_bundle": router_python["ca_bundle"]}
+    _check_ports(router, replicas)
     return {
         "name": name,
-        "unit": "vllm-%s" % name,
         "served_model_name": service.get("served_model_name") or "vllm",
-        "port": int(service.get("port") or 8000),
+        "port": port,
         "bind_address": bind,
         # A server bound to every address answers on loopback; one bound to a LAN address only there.
         "probe_address": "127.0.0.1" if bind in ("0.0.0.0", "::") else bind,
@@ -267,10 +294,26 @@ def _service_section(vllm, image, settings):
         "model": "/models/%s" % name if local else model,
         "model_source": model if local else None,
         "variant": vllm["variant"],
-        "gpus": "all" if vllm["variant"] != "cpu" else None,
         "args": list(vllm["args"]),
         "env": dict(vllm["env"]),
+        "replicas": replicas,
+        "router": router,
     }
+
+
+def _replica(service_name, port, index, placed):
+    """One replica: the router's port is the service's, the replicas' the ports after it."""
+    name = "%s-%d" % (service_name, index)
+    return {"index": index, "name": name, "unit": "vllm-%s" % name, "port": port + 1 + index,
+            "gpus": list(placed["gpus"]), "cpuset": placed["cpuset"], "env": dict(placed["env"])}
+
+
+def _check_ports(router, replicas):
+    taken = dict((replica["port"], "replica %d" % replica["index"]) for replica in replicas)
+    taken[router["port"]] = "the router"
+    if router["metrics_port"] in taken:
+        raise ValueError("router_metrics_port %d is also the port of %s: set router_metrics_port, or port (the replicas take "
+                         "the ports after it), so that they differ." % (router["metrics_port"], taken[router["metrics_port"]]))
 
 
 def summary(host, plan):
@@ -289,13 +332,41 @@ def summary(host, plan):
         _driver_words(driver),
         _image_words(plan["image"]),
         _build_words(plan["image"]["builds"]),
-        "%s, TP %s, max_model_len %s" % (vllm["dtype"], vllm["tensor_parallel_size"], vllm["max_model_len"]),
-        "%s KV tokens per %s" % (memory["kv_cache_tokens_per_gpu"], "GPU" if gpus and vllm["variant"] != "cpu" else "host"),
+        "%s, max_model_len %s" % (vllm["dtype"], vllm["max_model_len"]),
+        _replica_words(plan),
+        "%s KV tokens per %s" % (memory["kv_cache_tokens_per_gpu"], "GPU" if gpus and vllm["variant"] != "cpu" else "replica"),
     ]
     if memory.get("budget_gib_per_gpu") is not None:
         parts.append("%.2f GiB budget per GPU, %.2f GiB weights, %.2f GiB peak" % (
             memory["budget_gib_per_gpu"], memory["weights_gib_per_gpu"], memory["peak_gib_per_gpu"]))
     return "%s: %s" % (host, "; ".join(part for part in parts if part))
+
+
+def _replica_words(plan):
+    service = plan["service"]
+    replicas = service["replicas"]
+    if plan["vllm"]["variant"] == "cpu":
+        where = "on cores %s" % _listed([replica["cpuset"] for replica in replicas])
+    else:
+        where = _gpu_words(plan, replicas)
+    return "%d replica%s %s behind the router on port %d" % (len(replicas), "" if len(replicas) == 1 else "s", where, service["port"])
+
+
+def _gpu_words(plan, replicas):
+    """"(TP 2, one per Tesla K80 board) on GPUs 0+1 and 2+3": GPUs by their index, which reads shorter than a UUID."""
+    numbered = {}
+    for index, gpu in enumerate(_replicas.in_bus_order(plan["gpus"])):
+        numbered[str(index)] = numbered[gpu["uuid"] or str(index)] = (index, gpu)
+    groups = [[numbered[device] for device in replica["gpus"]] for replica in replicas]
+    size = plan["vllm"]["tensor_parallel_size"]
+    boards = size > 1 and all(dies_per_board(gpu["pci_device_id"]) == size for group in groups for dummy, gpu in group)
+    return "(TP %d%s) on GPU%s %s" % (size, ", one per %s board" % groups[0][0][1]["name"] if boards else "",
+                                      "" if len(replicas) == size == 1 else "s",
+                                      _listed(["+".join(str(index) for index, dummy in group) for group in groups]))
+
+
+def _listed(words):
+    return words[0] if len(words) == 1 else "%s and %s" % (", ".join(words[:-1]), words[-1])
 
 
 def _image_words(image):

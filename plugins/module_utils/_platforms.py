@@ -21,8 +21,15 @@ DEB_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
 # platform Python 3.6, which ansible-core 2.19 cannot use.
 _APT_DOCKER = {"docker_packages": ["docker.io", "python3-docker", "python3-requests"], "docker_sdk": "package"}
 
+# The vLLM router runs from a virtual environment on the host. It needs Python >= 3.8: Debian and
+# Ubuntu's python3 is new enough and needs only its venv module; EL8's platform Python is 3.6, so
+# there it gets the AppStream python3.11. pip is pointed at the system CA store, where a site adds the
+# CA of its TLS-inspecting proxy.
+_APT_ROUTER_PYTHON = {"router_python": {"interpreter": "python3", "packages": ["python3-venv"],
+                                        "ca_bundle": "/etc/ssl/certs/ca-certificates.crt"}}
+
 PLATFORMS = {
-    "debian12": dict(_APT_DOCKER, **{
+    "debian12": dict(_APT_DOCKER, **_APT_ROUTER_PYTHON, **{
         "label": "Debian 12",
         "family": "apt",
         "cuda_repository": "debian12",
@@ -35,7 +42,7 @@ PLATFORMS = {
         "dkms_signing_key": "/var/lib/dkms/mok.pub",
         "toolkit_pinning": True,
     }),
-    "ubuntu2404": dict(_APT_DOCKER, **{
+    "ubuntu2404": dict(_APT_DOCKER, **_APT_ROUTER_PYTHON, **{
         "label": "Ubuntu 24.04",
         "family": "apt",
         "cuda_repository": "ubuntu2404",
@@ -58,6 +65,7 @@ PLATFORMS = {
         "dkms_signing_key": "/var/lib/dkms/mok.pub",
         "docker_packages": ["docker-ce", "docker-ce-cli", "containerd.io"],
         "docker_sdk": "pip",
+        "router_python": {"interpreter": "python3.11", "packages": ["python3.11"], "ca_bundle": "/etc/pki/tls/certs/ca-bundle.crt"},
         # gpufleet.vllm.el_packages installs by package name only.
         "toolkit_pinning": False,
     },

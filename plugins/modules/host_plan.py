@@ -14,12 +14,17 @@ author: gpufleet.vllm contributors (@gpufleet)
 description:
   - Computes, without changing anything, the whole plan of one host - the NVIDIA driver (branch, kernel module flavor, source,
     packages, whether a reboot is expected), the optional CUDA toolkit, the container runtime, the vLLM deployment (variant, dtype,
-    tensor parallelism, memory), the image (variant, recipe, build arguments) and the service (unit, port, arguments, environment).
+    tensor parallelism, memory), the image (variant, recipe, build arguments) and the service - its replicas, each pinned to a group
+    of GPUs or to CPU cores, the router in front of them, ports, arguments and environment.
   - "Built images are named by M(gpufleet.vllm.fleet_plan) once every host is planned: their architecture list spans the fleet."
   - The roles of the collection apply this plan and decide nothing it covers, so the driver the image is chosen for is exactly
     the driver the nvidia_driver role installs, pins included.
+  - "A replica is one vLLM server over C(tensor_parallel_size) GPUs. Its GPUs are of one model and, on boards that carry two dies
+    (Tesla K80, Tesla M60), the dies of one board, found by the PCI topology of M(gpufleet.vllm.gpu_facts); they are named by UUID
+    when the facts know every GPU's, else by index in PCI bus order. On the C(cpu) variant the replicas split the host's cores."
   - Refuses, with one sentence naming the host, the value and what to do, what cannot work - GPUs no single driver drives, a pin
-    the GPUs cannot run, a model that does not fit, a variant this release has no recipe for, an unknown key in O(plan), an
+    the GPUs cannot run, a model that does not fit, a tensor-parallel group across two K80 boards or of different GPUs, more
+    replicas than the GPUs, cores or memory hold, a variant this release has no recipe for, an unknown key in O(plan), an
     unsupported distribution.
   - "Runs on the controller (C(delegate_to: localhost)), because the model directory and the image recipes live there."
 extends_documentation_fragment:
@@ -64,6 +69,9 @@ options:
       - Image - C(build_args), merged over the build arguments the plan derives (for example C(TORCH_CUDA_ARCH_LIST) or
         C(MAX_JOBS)); C(builder_image), a K80 builder image built elsewhere (a registry reference) that the K80 runtime image is
         built on instead of building one.
+      - Service - C(replicas), how many vLLM servers the host runs behind its router; by default as many as the GPUs form groups
+        of C(tensor_parallel_size) (one per GPU at 1, one per K80 board at 2), and one on the C(cpu) variant, where each replica
+        takes its share of the cores.
     type: dict
     default: {}
   cuda_repository_url:
@@ -80,7 +88,9 @@ options:
     type: str
   service:
     description:
-      - C(name) (unit C(vllm-<name>)), C(served_model_name), C(port) and C(bind_address) of the server.
+      - C(name) (replica units C(vllm-<name>-<index>), router unit C(vllm-<name>-router)), C(served_model_name), C(port) and
+        C(bind_address) of the router (the replicas listen on the ports after C(port)), and C(router_metrics_port) (default
+        V(29000)), where the router serves its Prometheus metrics.
     type: dict
     default: {}
 seealso:
@@ -117,13 +127,25 @@ plan:
       CUDA version the image is chosen for.
     - C(image.build) says whether the image is built or pulled; C(image.reference) is the exact image for pulled ones, and null
       for built ones until M(gpufleet.vllm.fleet_plan) names them.
+    - C(service.replicas) lists per replica C(index), C(name), C(unit), C(port), C(gpus) (device identifiers for Docker's
+      C(--gpus device=...), empty on the cpu variant), C(cpuset) (null on GPU hosts) and C(env) (added to C(service.env));
+      C(service.router) names the router's C(unit), C(port), C(bind_address), C(metrics_port), vllm-router C(version), and
+      the C(python), C(python_packages) and C(ca_bundle) its virtual environment is made with.
   returned: success
   type: dict
   sample:
     platform: {key: debian12, label: Debian 12, family: apt}
     driver: {action: install, branch: "470", flavor: proprietary, source: distribution, cuda_version: "11.4"}
     image: {variant: k80, build: true, name: "gpufleet/vllm-k80:0.10.1-k80", reference: null}
-    service: {unit: vllm-tinyllama, port: 8000, args: ["--dtype", "float32"]}
+    service:
+      name: tiny
+      port: 8000
+      args: ["--dtype", "float32", "--tensor-parallel-size", "2"]
+      replicas:
+        - {index: 0, name: tiny-0, unit: vllm-tiny-0, port: 8001, gpus: ["0", "1"], cpuset: null, env: {}}
+        - {index: 1, name: tiny-1, unit: vllm-tiny-1, port: 8002, gpus: ["2", "3"], cpuset: null, env: {}}
+      router: {unit: vllm-tiny-router, port: 8000, bind_address: 0.0.0.0, metrics_port: 29000, version: 0.1.17,
+               python: python3, python_packages: [python3-venv], ca_bundle: /etc/ssl/certs/ca-certificates.crt}
 """
 
 import json

@@ -88,6 +88,10 @@ options:
       - Number of GPUs one model instance spans, or V(auto) for the smallest one that holds the model and one sequence of
         O(max_model_len).
       - It must divide the model's attention heads and cannot exceed the GPUs on the host.
+      - The GPUs of one instance are of one model, and on boards that carry two dies (Tesla K80, Tesla M60) they are the dies of one
+        board, which C(pci_bridges) of M(gpufleet.vllm.gpu_facts) shows (without it, dies next to each other on the bus); a larger
+        size is refused, and V(auto) considers none. Groups across K80 boards have halted machines (vllm37 README, Hardware
+        safety).
     type: raw
     default: auto
   dtype:
@@ -289,7 +293,9 @@ plan:
       description: What the plan had to compromise on or the user should know; also emitted as task warnings.
       type: list
       elements: str
-      sample: ["TP=4 spans both K80 boards: running both from one CPU power cable has halted machines"]
+      sample:
+        - "One sequence of the model's full context (40960 tokens) does not fit in the KV cache at TP=1 (31248 tokens); the plan lowers
+          max_model_len to 31232."
 """
 
 import os

@@ -83,6 +83,8 @@ def test_k80_host_gets_the_k80_plan_in_check_mode(tmp_path):
     host = recorded["facts"]["gpufleet_gpu_host"]
     assert (host["gpu_count"], host["kernel_module_flavor"], host["driver_branch_max"], host["compatible"]) == (4, "proprietary", "470", True)
     assert [gpu["pci_bus_id"] for gpu in recorded["facts"]["gpufleet_gpus"]] == sorted(K80_HOST)[1:]
+    # A flat tree has no sysfs links: the topology is unknown, and the plan pairs the dies in bus order.
+    assert [gpu["pci_bridges"] for gpu in recorded["facts"]["gpufleet_gpus"]] == [None] * 4
     plan = recorded["plan"]
     assert (plan["variant"], plan["cuda_version"], plan["dtype"], plan["tensor_parallel_size"]) == ("k80", "11.4", "float32", 2)
     assert plan["env"]["NCCL_P2P_DISABLE"] == "1"
@@ -94,4 +96,4 @@ def test_bad_tensor_parallel_size_fails_with_one_sentence(tmp_path):
     assert result.returncode == 2
     assert recorded is None
     failure = [line for line in result.stdout.splitlines() if line.startswith("fatal:")]
-    assert len(failure) == 1 and "tensor_parallel_size" in result.stdout, result.stdout
+    assert len(failure) == 1 and "tensor_parallel_size 3 would span 2 Tesla K80 boards" in result.stdout, result.stdout

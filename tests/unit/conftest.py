@@ -40,15 +40,34 @@ def plan_decisions(plan):
     return decisions
 
 
+def recorded_gpus(gpus):
+    """A recorded gpufleet_gpus fact as the detection gives it today: the recordings predate pci_bridges, and their
+    raw.json keeps no sysfs links, so the replay knows no topology either."""
+    return [dict(gpu, pci_bridges=None) for gpu in gpus]
+
+
 class SysfsTree:
-    """A directory laid out like /sys for PCI functions and the nvidia kernel module."""
+    """A directory laid out like /sys for PCI functions and the nvidia kernel module.
+
+    A function added with a parent lives where the kernel puts it, under devices/<root complex>/<bridges>/<address>,
+    and bus/pci/devices/<address> links to it. One added without a parent is a directory right in bus/pci/devices,
+    as the recorded trees write it: there sysfs tells no topology.
+    """
 
     def __init__(self, root):
         self.root = str(root)
-        os.makedirs(os.path.join(self.root, "bus", "pci", "devices"), exist_ok=True)
+        self.devices = os.path.join(self.root, "bus", "pci", "devices")
+        os.makedirs(self.devices, exist_ok=True)
+        self._places = {}
 
-    def add(self, bus_id, vendor, device, pci_class, subsystem_vendor="0x0000", subsystem_device="0x0000", driver=None):
-        path = os.path.join(self.root, "bus", "pci", "devices", bus_id)
+    def add(self, bus_id, vendor, device, pci_class, subsystem_vendor="0x0000", subsystem_device="0x0000", driver=None,
+            parent=None):
+        """parent: the address of the bridge above the function, or its root complex ("pci0000:00")."""
+        path = os.path.join(self.devices, bus_id)
+        if parent is not None:
+            self._places[bus_id] = os.path.join(self._places.get(parent, parent), bus_id)
+            path = os.path.join(self.root, "devices", self._places[bus_id])
+            os.symlink(os.path.join("..", "..", "..", "devices", self._places[bus_id]), os.path.join(self.devices, bus_id))
         os.makedirs(path)
         values = {
             "vendor": vendor,
@@ -73,37 +92,47 @@ class SysfsTree:
         return self
 
 
-# PCI functions per fake host: (bus id, vendor, device, class, subsystem vendor, subsystem device).
+# PCI functions per fake host: (bus id, vendor, device, class, subsystem vendor, subsystem device, parent). The
+# parent is the bridge above the function or its root complex; None lays the function flat (topology unknown).
+CHIPSET = [
+    ("0000:00:00.0", "0x8086", "0x1237", "0x060000", "0x1af4", "0x1100", "pci0000:00"),
+    ("0000:00:01.0", "0x1af4", "0x1000", "0x020000", "0x1af4", "0x0001", "pci0000:00"),
+]
+# A Tesla K80 board is a PLX PEX 8747 switch, an upstream port and two downstream ports, with one GK210 die behind
+# each downstream port; each board hangs off its own root port of the host bridge (Xeon E5 v3 ports 3a and 3c), so
+# nvidia-smi topo shows PIX within a board and PHB across boards.
 K80_BOARD_1 = [
-    ("0000:03:00.0", "0x10b5", "0x8747", "0x060400", "0x0000", "0x0000"),  # PLX PEX 8747 switch
-    ("0000:05:00.0", "0x10de", "0x102d", "0x030200", "0x10de", "0x106c"),
-    ("0000:06:00.0", "0x10de", "0x102d", "0x030200", "0x10de", "0x106c"),
+    ("0000:00:03.0", "0x8086", "0x2f08", "0x060400", "0x0000", "0x0000", "pci0000:00"),
+    ("0000:03:00.0", "0x10b5", "0x8747", "0x060400", "0x0000", "0x0000", "0000:00:03.0"),
+    ("0000:04:08.0", "0x10b5", "0x8747", "0x060400", "0x0000", "0x0000", "0000:03:00.0"),
+    ("0000:04:10.0", "0x10b5", "0x8747", "0x060400", "0x0000", "0x0000", "0000:03:00.0"),
+    ("0000:05:00.0", "0x10de", "0x102d", "0x030200", "0x10de", "0x106c", "0000:04:08.0"),
+    ("0000:06:00.0", "0x10de", "0x102d", "0x030200", "0x10de", "0x106c", "0000:04:10.0"),
 ]
 K80_BOARD_2 = [
-    ("0000:83:00.0", "0x10b5", "0x8747", "0x060400", "0x0000", "0x0000"),
-    ("0000:85:00.0", "0x10de", "0x102d", "0x030200", "0x10de", "0x106c"),
-    ("0000:86:00.0", "0x10de", "0x102d", "0x030200", "0x10de", "0x106c"),
+    ("0000:00:03.2", "0x8086", "0x2f0a", "0x060400", "0x0000", "0x0000", "pci0000:00"),
+    ("0000:83:00.0", "0x10b5", "0x8747", "0x060400", "0x0000", "0x0000", "0000:00:03.2"),
+    ("0000:84:08.0", "0x10b5", "0x8747", "0x060400", "0x0000", "0x0000", "0000:83:00.0"),
+    ("0000:84:10.0", "0x10b5", "0x8747", "0x060400", "0x0000", "0x0000", "0000:83:00.0"),
+    ("0000:85:00.0", "0x10de", "0x102d", "0x030200", "0x10de", "0x106c", "0000:84:08.0"),
+    ("0000:86:00.0", "0x10de", "0x102d", "0x030200", "0x10de", "0x106c", "0000:84:10.0"),
 ]
 RTX5090 = [
-    ("0000:09:00.0", "0x10de", "0x2b85", "0x030000", "0x1462", "0x5301"),
-    ("0000:09:00.1", "0x10de", "0x22e8", "0x040300", "0x1462", "0x5301"),  # HD audio function
-    ("0000:09:00.2", "0x10de", "0x1ad6", "0x0c0330", "0x1462", "0x5301"),  # USB controller function
+    ("0000:09:00.0", "0x10de", "0x2b85", "0x030000", "0x1462", "0x5301", None),
+    ("0000:09:00.1", "0x10de", "0x22e8", "0x040300", "0x1462", "0x5301", None),  # HD audio function
+    ("0000:09:00.2", "0x10de", "0x1ad6", "0x0c0330", "0x1462", "0x5301", None),  # USB controller function
 ]
-A40 = [("0000:17:00.0", "0x10de", "0x2235", "0x030200", "0x10de", "0x145a")]
+A40 = [("0000:17:00.0", "0x10de", "0x2235", "0x030200", "0x10de", "0x145a", None)]
 # As observed on the project's H100 build machine.
-H100 = [("0000:00:06.0", "0x10de", "0x2330", "0x030200", "0x10de", "0x16c1")]
-CHIPSET = [
-    ("0000:00:00.0", "0x8086", "0x1237", "0x060000", "0x1af4", "0x1100"),
-    ("0000:00:01.0", "0x1af4", "0x1000", "0x020000", "0x1af4", "0x0001"),
-]
+H100 = [("0000:00:06.0", "0x10de", "0x2330", "0x030200", "0x10de", "0x16c1", None)]
 OTHER_VENDOR_GPUS = [
-    ("0000:03:00.0", "0x1002", "0x744c", "0x030000", "0x1002", "0x0e3b"),  # AMD Radeon RX 7900
-    ("0000:04:00.0", "0x8086", "0x56a0", "0x030000", "0x8086", "0x1020"),  # Intel Arc A770
+    ("0000:03:00.0", "0x1002", "0x744c", "0x030000", "0x1002", "0x0e3b", None),  # AMD Radeon RX 7900
+    ("0000:04:00.0", "0x8086", "0x56a0", "0x030000", "0x8086", "0x1020", None),  # Intel Arc A770
 ]
 # Not in the catalog; named in tests/unit/fixtures/pci.ids.
-RTX_A6000 = [("0000:41:00.0", "0x10de", "0x2230", "0x030200", "0x10de", "0x1459")]
+RTX_A6000 = [("0000:41:00.0", "0x10de", "0x2230", "0x030200", "0x10de", "0x1459", None)]
 # Neither in the catalog nor in tests/unit/fixtures/pci.ids.
-NOWHERE = [("0000:42:00.0", "0x10de", "0x3f00", "0x030200", "0x10de", "0x0000")]
+NOWHERE = [("0000:42:00.0", "0x10de", "0x3f00", "0x030200", "0x10de", "0x0000", None)]
 
 HOSTS = {
     "k80x2": CHIPSET + K80_BOARD_1 + K80_BOARD_2,
@@ -128,12 +157,14 @@ def sysfs_tree(tmp_path):
 
 @pytest.fixture
 def make_host(tmp_path):
-    """Build one of HOSTS as a fake sysfs tree; driver="470.256.02" also 'loads' the nvidia module."""
+    """Build one of HOSTS as a fake sysfs tree; driver="470.256.02" also 'loads' the nvidia module, and flat=True lays
+    every function flat, so that the tree tells no topology."""
 
-    def build(name, driver=None):
+    def build(name, driver=None, flat=False):
         tree = SysfsTree(tmp_path / "sys")
-        for bus_id, vendor, device, pci_class, sub_vendor, sub_device in HOSTS[name]:
-            tree.add(bus_id, vendor, device, pci_class, sub_vendor, sub_device, driver="nvidia" if driver and vendor == "0x10de" else None)
+        for bus_id, vendor, device, pci_class, sub_vendor, sub_device, parent in HOSTS[name]:
+            tree.add(bus_id, vendor, device, pci_class, sub_vendor, sub_device, driver="nvidia" if driver and vendor == "0x10de" else None,
+                     parent=None if flat else parent)
         if driver:
             tree.load_module(driver)
         return tree

@@ -33,6 +33,37 @@ def test_scan_sysfs_two_k80_boards_gives_four_gpus(make_host):
     assert gpus[0]["kernel_driver"] is None
 
 
+def test_scan_sysfs_gives_the_bridges_between_root_complex_and_die(make_host):
+    gpus = detect.scan_sysfs(make_host("k80x2").root)
+    assert [(gpu["pci_bus_id"], gpu["pci_bridges"]) for gpu in gpus] == [
+        ("0000:05:00.0", ["0000:00:03.0", "0000:03:00.0", "0000:04:08.0"]),
+        ("0000:06:00.0", ["0000:00:03.0", "0000:03:00.0", "0000:04:10.0"]),
+        ("0000:85:00.0", ["0000:00:03.2", "0000:83:00.0", "0000:84:08.0"]),
+        ("0000:86:00.0", ["0000:00:03.2", "0000:83:00.0", "0000:84:10.0"]),
+    ]
+
+
+def test_scan_sysfs_of_a_flat_tree_knows_no_topology(make_host):
+    assert [gpu["pci_bridges"] for gpu in detect.scan_sysfs(make_host("k80x2", flat=True).root)] == [None] * 4
+
+
+def test_scan_sysfs_of_a_gpu_on_the_root_bus_has_no_bridges(sysfs_tree):
+    sysfs_tree.add("0000:00:06.0", "0x10de", "0x2330", "0x030200", parent="pci0000:00")
+    assert [gpu["pci_bridges"] for gpu in detect.scan_sysfs(sysfs_tree.root)] == [[]]
+
+
+@pytest.mark.parametrize("link, bridges", [
+    ("../../../devices/pci0000:00/0000:00:03.0/0000:03:00.0/0000:04:08.0/0000:05:00.0",
+     ["0000:00:03.0", "0000:03:00.0", "0000:04:08.0"]),
+    # A VMD domain (five hex digits) behind its own endpoint.
+    ("../../../devices/pci0000:00/0000:00:0e.0/pci10000:e0/10000:e0:1d.0/10000:e1:00.0", ["10000:e0:1d.0"]),
+    ("../../../devices/platform/soc/0000:05:00.0", None),
+])
+def test_pci_bridges_read_from_the_link(tmp_path, link, bridges):
+    os.symlink(link, str(tmp_path / "0000:05:00.0"))
+    assert detect._pci_bridges(str(tmp_path), "0000:05:00.0") == bridges
+
+
 def test_scan_sysfs_drops_audio_and_usb_functions_of_rtx5090(make_host):
     gpus = detect.scan_sysfs(make_host("rtx5090").root)
     assert [(gpu["pci_bus_id"], gpu["pci_device_id"], gpu["pci_class"]) for gpu in gpus] == [
@@ -297,6 +328,7 @@ def test_merge_sysfs_only_k80(make_host):
         "pci_bus_id": "0000:05:00.0", "pci_device_id": "0x102d", "name": "Tesla K80", "architecture": "kepler",
         "compute_capability": "3.7", "memory_mib": 11441, "uuid": None, "source": "sysfs", "chip": "GK210",
         "known_by": "catalog", "kernel_driver": None, "subsystem_vendor": "0x10de", "subsystem_device": "0x106c",
+        "pci_bridges": ["0000:00:03.0", "0000:03:00.0", "0000:04:08.0"],
     }
 
 
@@ -318,7 +350,7 @@ def test_merge_lists_gpus_only_the_driver_sees(fixture_file):
         "pci_bus_id": "0000:00:06.0", "pci_device_id": "0x2330", "name": "NVIDIA H100 80GB HBM3", "architecture": "hopper",
         "compute_capability": "9.0", "memory_mib": 81559, "uuid": "GPU-762a9681-d3f1-c1bb-7c4e-fff1ca98b624",
         "source": "nvidia-smi", "chip": "GH100", "known_by": "catalog", "kernel_driver": None,
-        "subsystem_vendor": None, "subsystem_device": None,
+        "subsystem_vendor": None, "subsystem_device": None, "pci_bridges": None,
     }]
 
 

@@ -97,6 +97,12 @@ def plan_of(device_ids=(), system=DEBIAN, overrides=None, **kwargs):
     return plan_host(HOST, facts(device_ids, system, **kwargs), host_settings)
 
 
+def sysfs_plan(tree, overrides=None):
+    """The plan of a host whose GPUs gpu_facts read from a fake sysfs tree."""
+    gpus = merge_gpus(scan_sysfs(tree.root))
+    return plan_host(HOST, dict(facts(), gpus=gpus, gpu_host=summarize_host(gpus)), settings(overrides))
+
+
 def refusal(device_ids=(), system=DEBIAN, overrides=None, **kwargs):
     with pytest.raises(HostPlanError) as caught:
         plan_of(device_ids, system, overrides, **kwargs)
@@ -199,15 +205,13 @@ def test_pascal_serves_no_vllm_build_but_the_cpu_variant_on_its_driver():
     plan = plan_of([P100], overrides={"variant": "cpu"})
     assert (plan["driver"]["action"], plan["driver"]["branch"], plan["driver"]["flavor"]) == ("install", "570", "proprietary")
     assert plan["vllm"]["variant"] == "cpu"
-    assert plan["service"]["gpus"] is None
+    assert [(replica["gpus"], replica["cpuset"]) for replica in plan["service"]["replicas"]] == [([], "0-7")]
 
 
 def test_facts_from_a_fake_sysfs_tree_plan_like_the_detected_entries(make_host):
-    tree = make_host("k80x2")
-    gpus = merge_gpus(scan_sysfs(tree.root))
-    host_facts = dict(facts(), gpus=gpus, gpu_host=summarize_host(gpus))
-    plan = plan_host(HOST, host_facts, settings())
+    plan = sysfs_plan(make_host("k80x2"))
     assert len(plan["gpus"]) == 4
+    assert plan["gpus"][0]["pci_bridges"] == ["0000:00:03.0", "0000:03:00.0", "0000:04:08.0"]
     assert (plan["driver"]["branch"], plan["vllm"]["variant"]) == ("470", "k80")
 
 
@@ -333,7 +337,7 @@ def test_host_without_gpu():
     assert (runtime["nvidia"], runtime["toolkit_packages"], runtime["toolkit_hold"], runtime["smoke_image"]) == (False, [], [], None)
     assert runtime["docker_packages"] == ["docker.io", "python3-docker", "python3-requests"]
     assert (plan["vllm"]["variant"], plan["image"]["variant"], plan["image"]["build"]) == ("cpu", "cpu", True)
-    assert plan["service"]["gpus"] is None
+    assert [replica["gpus"] for replica in plan["service"]["replicas"]] == [[]]
     assert plan["toolkit"] == {"enabled": False}
 
 
@@ -471,19 +475,31 @@ def test_outside_a_container_the_kernel_module_is_loadable():
 # Service
 
 
-def test_service_unit_port_and_probe_address_defaults():
+def test_service_port_probe_address_replica_and_router_defaults():
     service = plan_of([A40], UBUNTU)["service"]
-    assert (service["name"], service["unit"], service["served_model_name"]) == ("tiny", "vllm-tiny", "vllm")
+    assert (service["name"], service["served_model_name"]) == ("tiny", "vllm")
     assert (service["port"], service["bind_address"], service["probe_address"]) == (8000, "0.0.0.0", "127.0.0.1")
     assert (service["model"], service["model_source"]) == ("TinyLlama/TinyLlama-1.1B-Chat-v1.0", None)
-    assert service["gpus"] == "all"
     assert service["variant"] == "upstream"
+    assert service["replicas"] == [
+        {"index": 0, "name": "tiny-0", "unit": "vllm-tiny-0", "port": 8001, "gpus": ["0"], "cpuset": None, "env": {}}]
+    assert service["router"] == {"unit": "vllm-tiny-router", "port": 8000, "bind_address": "0.0.0.0", "metrics_port": 29000,
+                                 "version": "0.1.17", "python": "python3", "python_packages": ["python3-venv"],
+                                 "ca_bundle": "/etc/ssl/certs/ca-certificates.crt"}
+    assert "unit" not in service and "gpus" not in service
+
+
+def test_the_router_runs_on_a_python_of_its_own_on_el8():
+    router = plan_of([A40], ROCKY)["service"]["router"]
+    assert (router["python"], router["python_packages"], router["ca_bundle"]) == (
+        "python3.11", ["python3.11"], "/etc/pki/tls/certs/ca-bundle.crt")
 
 
 def test_service_without_name_is_named_after_the_served_model():
     service = plan_of([A40], UBUNTU, service={"served_model_name": "chat"})["service"]
-    assert (service["name"], service["unit"], service["served_model_name"]) == ("chat", "vllm-chat", "chat")
-    assert plan_of([A40], UBUNTU, service={})["service"]["unit"] == "vllm-vllm"
+    assert (service["name"], service["served_model_name"]) == ("chat", "chat")
+    assert (service["replicas"][0]["unit"], service["router"]["unit"]) == ("vllm-chat-0", "vllm-chat-router")
+    assert plan_of([A40], UBUNTU, service={})["service"]["router"]["unit"] == "vllm-vllm-router"
 
 
 @pytest.mark.parametrize("bind, probe", [
@@ -495,6 +511,7 @@ def test_service_without_name_is_named_after_the_served_model():
 def test_probe_address_is_where_the_server_answers(bind, probe):
     service = plan_of([A40], UBUNTU, service={"name": "tiny", "bind_address": bind, "port": "8080"})["service"]
     assert (service["bind_address"], service["probe_address"], service["port"]) == (bind, probe, 8080)
+    assert (service["router"]["bind_address"], service["router"]["port"], service["replicas"][0]["port"]) == (bind, 8080, 8081)
 
 
 def test_local_model_directory_is_mounted_under_models():
@@ -510,6 +527,114 @@ def test_service_runs_the_plan_arguments_and_environment():
     assert plan["service"]["args"] == plan["vllm"]["args"]
     assert plan["service"]["env"] == plan["vllm"]["env"]
     assert "--enforce-eager" in plan["service"]["args"]
+
+
+# --------------------------------------------------------------------------------------------
+# Replicas
+
+
+def placed(plan):
+    return [(replica["name"], replica["port"], replica["gpus"], replica["cpuset"]) for replica in plan["service"]["replicas"]]
+
+
+def test_k80_boards_read_from_sysfs_serve_one_replica_per_die(make_host):
+    plan = sysfs_plan(make_host("k80x2"))
+    assert placed(plan) == [("tiny-0", 8001, ["0"], None), ("tiny-1", 8002, ["1"], None), ("tiny-2", 8003, ["2"], None),
+                            ("tiny-3", 8004, ["3"], None)]
+    assert plan["warnings"] == []
+
+
+def test_k80_boards_read_from_sysfs_serve_one_replica_per_board_at_tp2(make_host):
+    plan = sysfs_plan(make_host("k80x2"), {"tensor_parallel_size": 2})
+    assert placed(plan) == [("tiny-0", 8001, ["0", "1"], None), ("tiny-1", 8002, ["2", "3"], None)]
+    assert plan["service"]["args"][plan["service"]["args"].index("--tensor-parallel-size") + 1] == "2"
+    assert plan["warnings"] == []
+
+
+def test_k80_without_topology_pairs_dies_in_bus_order_and_warns():
+    plan = plan_of([K80] * 4, DEBIAN, {"tensor_parallel_size": 2})
+    assert placed(plan) == [("tiny-0", 8001, ["0", "1"], None), ("tiny-1", 8002, ["2", "3"], None)]
+    assert plan["warnings"] == [
+        "sysfs shows no PCI topology for the Tesla K80 dies, so each group of 2 takes dies in bus order, which is how a "
+        "board's switch numbers them; gather facts on the host itself to place the groups by board."]
+
+
+def test_k80_tp4_is_refused_naming_the_host():
+    assert refusal([K80] * 4, DEBIAN, {"tensor_parallel_size": 4}) == (
+        HOST + ": tensor_parallel_size 4 would span 2 Tesla K80 boards, and groups across boards have halted machines that feed "
+        "both boards from one CPU power cable (vllm37 README, Hardware safety); set it to at most 2, the dies of one board.")
+
+
+def test_replicas_pin_the_gpus_by_uuid_once_the_driver_named_them():
+    host_facts = facts([A40] * 2, UBUNTU)
+    host_facts["gpus"] = [dict(gpu, uuid="GPU-a40-%d" % index) for index, gpu in enumerate(host_facts["gpus"])]
+    plan = plan_host(HOST, host_facts, settings())
+    assert [replica["gpus"] for replica in plan["service"]["replicas"]] == [["GPU-a40-0"], ["GPU-a40-1"]]
+
+
+@pytest.mark.parametrize("replicas", [3, "3"])
+def test_fewer_replicas_than_gpus_leave_the_rest_idle_with_a_warning(replicas):
+    plan = plan_of([K80] * 4, DEBIAN, {"replicas": replicas})
+    assert [replica["gpus"] for replica in plan["service"]["replicas"]] == [["0"], ["1"], ["2"]]
+    assert plan["warnings"] == ["3 replicas at tensor_parallel_size 1 use 3 of the host's 4 GPUs; GPU 3 (Tesla K80 at "
+                                "0000:08:00.0) serves none."]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"replicas": 5}, "replicas 5 needs 5 GPUs at tensor_parallel_size 1, but the host's 4 GPUs form only 4 such groups; "
+                      "set replicas to at most 4, or leave it unset."),
+    ({"replicas": 0}, "replicas 0 is not a positive integer; set it to 1 or more, or leave it unset."),
+])
+def test_replica_counts_the_gpus_cannot_serve_are_refused(overrides, message):
+    assert refusal([K80] * 4, DEBIAN, overrides) == HOST + ": " + message
+
+
+def test_mixed_gpus_serve_one_replica_each_and_refuse_a_group_of_both():
+    assert placed(plan_of([RTX5090, A40], DEBIAN)) == [("tiny-0", 8001, ["0"], None), ("tiny-1", 8002, ["1"], None)]
+    assert refusal([RTX5090, A40], DEBIAN, {"tensor_parallel_size": 2}) == (
+        HOST + ": tensor_parallel_size 2 would join different GPUs (GeForce RTX 5090 and A40) in one group, whose memory and "
+        "speed differ; set it to 1 to serve one replica per GPU.")
+
+
+def test_cpu_replicas_take_one_core_each_and_bind_their_threads_there():
+    service = plan_of([], DEBIAN, {"replicas": 2}, vcpus=2)["service"]
+    assert service["replicas"] == [
+        {"index": 0, "name": "tiny-0", "unit": "vllm-tiny-0", "port": 8001, "gpus": [], "cpuset": "0",
+         "env": {"VLLM_CPU_OMP_THREADS_BIND": "0"}},
+        {"index": 1, "name": "tiny-1", "unit": "vllm-tiny-1", "port": 8002, "gpus": [], "cpuset": "1",
+         "env": {"VLLM_CPU_OMP_THREADS_BIND": "1"}},
+    ]
+    assert service["env"] == {"VLLM_CPU_KVCACHE_SPACE": "4"}
+
+
+def test_cpu_replicas_split_cores_that_do_not_divide_toward_the_first():
+    assert [replica["cpuset"] for replica in plan_of([], DEBIAN, {"replicas": 3}, vcpus=8)["service"]["replicas"]] == [
+        "0-2", "3-5", "6-7"]
+
+
+@pytest.mark.parametrize("overrides, kwargs, message", [
+    ({"replicas": 3}, {"vcpus": 2}, "replicas 3 needs a CPU core each, but the host has 2; set replicas to at most 2."),
+    # TinyLlama: 4.1 GiB of float32 weights and the 4 GiB CPU KV cache per replica.
+    ({"replicas": 2}, {"memory_mib": 12288}, "2 replicas need 16.2 GiB of memory (8.1 GiB of KV cache and weights per replica), "
+                                             "but the host has 12.0 GiB; set replicas to at most 1."),
+    ({}, {"memory_mib": 4096}, "1 replica needs 8.1 GiB of memory (8.1 GiB of KV cache and weights per replica), but the host "
+                               "has 4.0 GiB; serve a smaller model or use a host with more memory."),
+    ({}, {"vcpus": None}, "the cpu variant places its replicas by the host's processor_vcpus and memtotal_mb facts, which are "
+                          "missing; gather facts on the host before planning."),
+])
+def test_cpu_replicas_the_host_cannot_hold_are_refused(overrides, kwargs, message):
+    assert refusal([], DEBIAN, overrides, **kwargs) == HOST + ": " + message
+
+
+def test_router_metrics_port_comes_from_the_service_settings():
+    service = plan_of([A40], UBUNTU, service={"name": "tiny", "router_metrics_port": "9100"})["service"]
+    assert service["router"]["metrics_port"] == 9100
+
+
+def test_router_metrics_port_on_a_replica_port_is_refused():
+    message = refusal([A40], UBUNTU, service={"name": "tiny", "port": 28999})
+    assert message == (HOST + ": router_metrics_port 29000 is also the port of replica 0: set router_metrics_port, or port "
+                       "(the replicas take the ports after it), so that they differ.")
 
 
 # --------------------------------------------------------------------------------------------
@@ -604,6 +729,12 @@ def fleet(plan):
     ([A40], DEBIAN, ["driver_branch", "580"], {}, ["gpufleet_plan must be a mapping", "not list"]),
     ([A40], DEBIAN, "driver_branch=580", {}, ["gpufleet_plan must be a mapping", "not str"]),
     ([A40], DEBIAN, {"variant": "rocm"}, {}, ["variant 'rocm'"]),
+    ([K80] * 4, DEBIAN, {"tensor_parallel_size": 4}, {}, ["tensor_parallel_size 4 would span 2 Tesla K80 boards"]),
+    ([RTX5090, A40], DEBIAN, {"tensor_parallel_size": 2}, {}, ["would join different GPUs (GeForce RTX 5090 and A40)"]),
+    ([A40], DEBIAN, {"replicas": 2}, {}, ["replicas 2 needs 2 GPUs at tensor_parallel_size 1"]),
+    ([], DEBIAN, {"replicas": "two"}, {}, ["replicas 'two' is not a positive integer"]),
+    ([], DEBIAN, {"replicas": 3}, {"vcpus": 2}, ["replicas 3 needs a CPU core each"]),
+    ([], DEBIAN, {"replicas": 2}, {"memory_mib": 12288}, ["2 replicas need 16.2 GiB of memory"]),
 ])
 def test_refusals_name_the_host_and_the_value(devices, system, overrides, kwargs, words):
     message = refusal(devices, system, overrides, **kwargs)
@@ -637,7 +768,7 @@ def test_summary_is_one_line_naming_gpu_driver_variant_dtype_and_tp():
     assert "driver 470 proprietary from the distribution (CUDA 11.4)" in line
     assert "image k80 gpufleet/vllm-k80:cccccccccccc-" in line and "(built here, TORCH_CUDA_ARCH_LIST 3.7, MAX_JOBS 7)" in line
     assert "builds gpufleet/vllm-k80-builder:torch2.4.1-cuda11.4-" in line and "for the fleet (about 150 min)" in line
-    assert "float32, TP 1, max_model_len 2048" in line
+    assert "float32, max_model_len 2048; 4 replicas (TP 1) on GPUs 0, 1, 2 and 3 behind the router on port 8000; " in line
     assert "KV tokens per GPU" in line
 
 
@@ -646,7 +777,7 @@ def test_summary_names_the_cuda_repository_and_the_content_reference():
     line = summary(HOST, plan)
     assert "driver 570 open from NVIDIA's CUDA repository (CUDA 12.8)" in line
     assert "image cu128 %s (built here, TORCH_CUDA_ARCH_LIST 12.0, MAX_JOBS 7)" % plan["image"]["reference"] in line
-    assert "bfloat16, TP 1" in line
+    assert "bfloat16, max_model_len 2048; 1 replica (TP 1) on GPU 0 behind the router on port 8000; " in line
 
 
 def test_summary_of_a_kept_driver_and_a_pulled_image():
@@ -659,13 +790,25 @@ def test_summary_of_a_kept_driver_and_a_pulled_image():
 def test_summary_of_a_host_without_gpu():
     line = summary(HOST, fleet(plan_of([], ROCKY)))
     assert line.startswith(HOST + ": no GPU on Rocky Linux 8; no driver; image cpu ")
-    assert "KV tokens per host" in line
+    assert "; 1 replica on cores 0-7 behind the router on port 8000; " in line
+    assert "KV tokens per replica" in line
     assert "budget per GPU" not in line
 
 
 def test_summary_counts_mixed_gpus():
     line = summary(HOST, fleet(plan_of([RTX5090, A40], DEBIAN)))
     assert "1 x A40 (8.6), 1 x GeForce RTX 5090 (12.0) on Debian 12" in line
+    assert "; 2 replicas (TP 1) on GPUs 0 and 1 behind the router on port 8000; " in line
+
+
+def test_summary_of_one_replica_per_k80_board(make_host):
+    line = summary(HOST, fleet(sysfs_plan(make_host("k80x2"), {"tensor_parallel_size": 2})))
+    assert "; 2 replicas (TP 2, one per Tesla K80 board) on GPUs 0+1 and 2+3 behind the router on port 8000; " in line
+
+
+def test_summary_of_cpu_replicas():
+    line = summary(HOST, fleet(plan_of([], DEBIAN, {"replicas": 2}, vcpus=2)))
+    assert "; 2 replicas on cores 0 and 1 behind the router on port 8000; " in line
 
 
 @pytest.mark.parametrize("device", [H100, A40])

@@ -17,7 +17,7 @@ import pytest
 
 from ansible_collections.gpufleet.vllm.plugins.module_utils import _gpu_detect, _vllm_plan
 
-from conftest import plan_decisions, SysfsTree, fixture_path
+from conftest import plan_decisions, recorded_gpus, SysfsTree, fixture_path
 
 
 def load(name):
@@ -58,7 +58,7 @@ def test_replayed_layers_give_the_recorded_facts(recorded_sysfs, layers, nvml, s
         proc_version_text=RAW["proc_driver_version"],
     )
     expected = RECORDED[layers]
-    assert facts["gpufleet_gpus"] == expected["gpufleet_gpus"]
+    assert facts["gpufleet_gpus"] == recorded_gpus(expected["gpufleet_gpus"])
     assert without_detection(facts["gpufleet_gpu_host"]) == without_detection(expected["gpufleet_gpu_host"])
 
 

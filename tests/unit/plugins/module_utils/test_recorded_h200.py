@@ -21,7 +21,7 @@ from ansible.module_utils.testing import patch_module_args
 from ansible_collections.gpufleet.vllm.plugins.module_utils import _gpu_detect, _vllm_plan
 from ansible_collections.gpufleet.vllm.plugins.modules import gpu_facts
 
-from conftest import plan_decisions, SysfsTree, fixture_path
+from conftest import plan_decisions, recorded_gpus, SysfsTree, fixture_path
 
 MIB = 1024 * 1024
 
@@ -77,7 +77,7 @@ def test_replayed_layers_give_the_recorded_facts(recorded_sysfs, nvml_replay, la
         proc_version_text=RAW["proc_driver_version"],
     )
     expected = RECORDED[layers]
-    assert facts["gpufleet_gpus"] == expected["gpufleet_gpus"]
+    assert facts["gpufleet_gpus"] == recorded_gpus(expected["gpufleet_gpus"])
     assert without_detection(facts["gpufleet_gpu_host"]) == without_detection(expected["gpufleet_gpu_host"])
 
 
@@ -107,7 +107,7 @@ def test_the_module_on_the_replayed_host_returns_the_recorded_facts(replayed_mod
             gpu_facts.main()
     facts = json.loads(capsys.readouterr().out)["ansible_facts"]
     expected = RECORDED[layers]
-    assert facts["gpufleet_gpus"] == expected["gpufleet_gpus"]
+    assert facts["gpufleet_gpus"] == recorded_gpus(expected["gpufleet_gpus"])
     assert without_detection(facts["gpufleet_gpu_host"]) == without_detection(expected["gpufleet_gpu_host"])
     detection, recorded = facts["gpufleet_gpu_host"]["detection"], expected["gpufleet_gpu_host"]["detection"]
     assert (detection["nvml"], detection["nvidia_smi"]) == (recorded["nvml"], recorded["nvidia_smi"])
@@ -117,7 +117,7 @@ def test_recorded_h200_is_a_hopper_with_nvml_memory_on_an_open_580_driver(nvml_r
     nvml = _gpu_detect.query_nvml(nvml_replay("h200"))
     gpu, = _gpu_detect.build_facts([], nvml=nvml)["gpufleet_gpus"]
     host = RECORDED["all_layers"]["gpufleet_gpu_host"]
-    assert gpu == dict(RECORDED["all_layers"]["gpufleet_gpus"][0], kernel_driver=None, subsystem_vendor=None,
+    assert gpu == dict(recorded_gpus(RECORDED["all_layers"]["gpufleet_gpus"])[0], kernel_driver=None, subsystem_vendor=None,
                        subsystem_device=None)
     assert (gpu["name"], gpu["pci_device_id"], gpu["architecture"], gpu["compute_capability"], gpu["source"]) == (
         "NVIDIA H200", "0x2335", "hopper", "9.0", "nvml")

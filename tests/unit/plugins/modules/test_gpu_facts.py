@@ -72,7 +72,8 @@ def test_k80_sysfs_only_exact_facts(make_host, capsys):
     assert facts["gpufleet_gpus"][0] == {
         "pci_bus_id": "0000:05:00.0", "pci_device_id": "0x102d", "name": "Tesla K80", "architecture": "kepler",
         "compute_capability": "3.7", "memory_mib": 11441, "uuid": None, "source": "sysfs", "chip": "GK210",
-        "known_by": "catalog", "kernel_driver": None, "subsystem_vendor": "0x10de", "subsystem_device": "0x106c"}
+        "known_by": "catalog", "kernel_driver": None, "subsystem_vendor": "0x10de", "subsystem_device": "0x106c",
+        "pci_bridges": ["0000:00:03.0", "0000:03:00.0", "0000:04:08.0"]}
     assert [gpu["pci_bus_id"] for gpu in facts["gpufleet_gpus"]] == ["0000:05:00.0", "0000:06:00.0", "0000:85:00.0", "0000:86:00.0"]
     host = facts["gpufleet_gpu_host"]
     assert {key: host[key] for key in ("gpu_count", "driver_loaded", "driver_version", "cuda_driver_version",

@@ -19,7 +19,7 @@ from conftest import run_main
 
 PLAN_KEYS = {"platform", "gpus", "driver", "toolkit", "runtime", "vllm", "image", "service", "warnings"}
 DEBIAN = {"distribution": "Debian", "distribution_version": "12.7", "architecture": "x86_64", "kernel": "6.1.0-40-amd64",
-          "virtualization_role": "host", "virtualization_type": "kvm"}
+          "virtualization_role": "host", "virtualization_type": "kvm", "processor_vcpus": 2, "memtotal_mb": 24576}
 UBUNTU = dict(DEBIAN, distribution="Ubuntu", distribution_version="24.04", kernel="6.8.0-85-generic")
 
 
@@ -68,7 +68,8 @@ def test_gpu_less_host_gets_the_cpu_image_named_later_by_the_fleet_plan(capsys, 
     image = plan["image"]
     assert (image["variant"], image["build"], image["recipe"], image["reference"]) == ("cpu", True, "cpu", None)
     assert image["name"] == "gpufleet/vllm-cpu:%s" % CPU_VLLM_VERSION
-    assert plan["service"]["unit"] == "vllm-tiny"
+    assert [replica["unit"] for replica in plan["service"]["replicas"]] == ["vllm-tiny-0"]
+    assert plan["service"]["replicas"][0]["cpuset"] == "0-3"
 
 
 def test_check_mode_returns_the_same_plan(capsys, inputs):
@@ -93,7 +94,7 @@ def test_ubuntu_a40_pulls_upstream_and_plans_the_driver(capsys, inputs):
     assert (plan["driver"]["action"], plan["driver"]["branch"], plan["driver"]["source"]) == ("install", "570", "distribution")
     assert plan["driver"]["kernel_packages"] == ["linux-headers-6.8.0-85-generic"]
     assert plan["image"]["reference"] == "vllm/vllm-openai:v%s-cu129" % UPSTREAM_VLLM_VERSION
-    assert plan["service"]["gpus"] == "all"
+    assert [replica["gpus"] for replica in plan["service"]["replicas"]] == [["0"]]
 
 
 def test_cuda_repository_url_reaches_the_plan(capsys, inputs):
@@ -178,6 +179,15 @@ def test_plan_warnings_become_task_warnings(capsys, inputs):
     # ansible-core 2.19 reports warnings as WarningSummary objects; older cores as plain strings.
     messages = [item["event"]["msg"] if isinstance(item, dict) else item for item in result["warnings"]]
     assert messages == ["mixed-01: %s" % warning for warning in result["plan"]["warnings"]]
+
+
+def test_replicas_and_router_metrics_port_reach_the_plan(capsys, inputs):
+    code, result = run_module(capsys, module_args(inputs, plan={"replicas": 2}, service={"name": "tiny", "router_metrics_port": 9100}))
+    assert code == 0
+    service = result["plan"]["service"]
+    assert [(replica["unit"], replica["port"], replica["cpuset"]) for replica in service["replicas"]] == [
+        ("vllm-tiny-0", 8001, "0"), ("vllm-tiny-1", 8002, "1")]
+    assert (service["router"]["port"], service["router"]["metrics_port"]) == (8000, 9100)
 
 
 def test_argument_spec_matches_the_documentation(check_documented_options):
