@@ -1,14 +1,24 @@
 # Copyright (c) 2026, gpufleet.vllm contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""`make bench`: what the systemd-managed deployment costs against vLLM started by hand.
+"""`make bench`: what the systemd-managed deployment costs, on the sandbox host that `make demo` deployed.
 
-On the sandbox host that `make demo` deployed, with the same image, model and arguments:
-  1. seconds from `systemctl start` to /health OK, against `docker run` of the image by hand;
-  2. completion throughput at a fixed concurrency through the unit and through the hand-started
-     server (one at a time: the machine has two cores);
-  3. wall time of a first site.yml run (service removed, image cached) and of the re-run.
-Writes .build/bench/results.json and prints a Markdown summary.
+The host serves its model from two replica units, vllm-tiny-0 (port 8001, core 0) and vllm-tiny-1
+(port 8002, core 1), behind the router unit vllm-tiny-router (port 8000). Same image, model and arguments
+throughout:
+  1. replica 0's unit against its own `docker run` line started by hand, detached, as vllm-by-hand on
+     127.0.0.1:8009 (same core, secrets file, shared memory and compile cache): seconds from start to
+     /health OK, and completion throughput at a fixed concurrency. The router and replica 1 are stopped
+     for these measurements and the two servers run one at a time, so that only one server uses the
+     machine's two cores; all three units are started again afterwards, also when a measurement fails;
+  2. completion throughput through the router, both replicas up, against straight to replica 0 at the
+     same concurrency, with the router and replica 1 left running in both: only the path differs. The
+     router spreads the load over both replicas, the direct path gives it to one;
+  3. wall time of a first site.yml run and of the re-run. The first run finds the image built, the
+     router installed and the compile caches filled, but no replica or router unit, no secrets file and
+     no model copy.
+Load comes from load.py, run on the sandbox host. Writes .build/bench/results.json and prints a Markdown
+summary. Exits non-zero when the unit / by-hand or the router / replica 0 throughput ratio is below 0.95.
 """
 
 from __future__ import annotations
@@ -24,13 +34,19 @@ import sys
 import time
 
 HOST = "gpufleet-sandbox-1"
-UNIT = "vllm-tiny"
-BY_HAND = "vllm-by-hand"
 SERVED = "tiny"
+REPLICA, REPLICA_URL = "vllm-tiny-0", "http://127.0.0.1:8001"
+OTHER_REPLICA = "vllm-tiny-1"
+ROUTER, ROUTER_URL = "vllm-tiny-router", "http://127.0.0.1:8000"
+BY_HAND, BY_HAND_PORT = "vllm-by-hand", 8009
+BY_HAND_URL = "http://127.0.0.1:%d" % BY_HAND_PORT
+SECRETS = "/etc/gpufleet/secrets/vllm-tiny.env"
 STARTS = 3
 REQUESTS, CONCURRENCY, MAX_TOKENS = 256, 4, 32
+TARGET = 0.95
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.path.join(ROOT, ".build")
+LOAD = "python3 /tmp/load.py"
 
 
 def run(argv, **kwargs):
@@ -50,13 +66,19 @@ def timed(command):
     return time.monotonic() - start, output
 
 
+def throughput(url, key):
+    return json.loads(on_host("%s throughput %s %s %s %d %d %d" % (
+        LOAD, url, shlex.quote(key), SERVED, REQUESTS, CONCURRENCY, MAX_TOKENS)))
+
+
 def hand_command(unit_text):
     """The unit's `docker run`, detached, under another name and port: the same server, no systemd."""
-    exec_start = re.search(r"^ExecStart=(.*?)\n(?=\S)", unit_text.replace("\\\n", " "), re.M | re.S).group(1)
-    words = shlex.split(exec_start)
+    exec_start = re.search(r"^ExecStart=(.*)$", unit_text.replace("\\\n", " "), re.M).group(1)
+    # The unit template escapes % and $ for systemd (%% and $$) and quotes words with spaces as shlex reads them.
+    words = [word.replace("%%", "%").replace("$$", "$") for word in shlex.split(exec_start)]
     words[words.index("--name") + 1] = BY_HAND
     publish = words.index("--publish") + 1
-    words[publish] = "127.0.0.1:8001:8000"
+    words[publish] = "127.0.0.1:%d:%s" % (BY_HAND_PORT, words[publish].rsplit(":", 1)[1])
     words.insert(2, "--detach")
     return " ".join(shlex.quote(word) for word in words)
 
@@ -77,60 +99,104 @@ def site_run():
     return time.monotonic() - start
 
 
-def main():
-    with open(os.path.join(BUILD, "sandbox", "api-key")) as handle:
-        key = handle.read().split()[0]
-    run(["docker", "cp", os.path.join(ROOT, "tests", "bench", "load.py"), HOST + ":/tmp/load.py"])
-    by_hand = hand_command(on_host("cat /etc/systemd/system/%s.service" % UNIT))
-    load = "python3 /tmp/load.py"
-    results = {"machine": machine(), "unit_start_s": [], "by_hand_start_s": []}
-
-    # Each server is measured right after its last timed start, the same way.
-    for dummy in range(STARTS):
-        on_host("systemctl stop %s" % UNIT)
-        seconds, dummy_output = timed("systemctl --no-block start %s && %s health http://127.0.0.1:8000 900" % (UNIT, load))
-        results["unit_start_s"].append(round(seconds, 2))
-    results["unit_throughput"] = json.loads(on_host("%s throughput http://127.0.0.1:8000 %s %s %d %d %d" % (
-        load, key, SERVED, REQUESTS, CONCURRENCY, MAX_TOKENS)))
-    on_host("systemctl stop %s" % UNIT)
+def unit_against_by_hand(results, key, by_hand):
+    """Replica 0's unit, then the same server by hand; each measured right after its last timed start."""
+    on_host("systemctl stop %s %s" % (ROUTER, OTHER_REPLICA))
     try:
+        for dummy in range(STARTS):
+            on_host("systemctl stop %s" % REPLICA)
+            seconds, dummy_output = timed("systemctl --no-block start %s && %s health %s 900" % (REPLICA, LOAD, REPLICA_URL))
+            results["unit_start_s"].append(round(seconds, 2))
+        results["unit_throughput"] = throughput(REPLICA_URL, key)
+        on_host("systemctl stop %s" % REPLICA)
         for dummy in range(STARTS):
             # `docker run --rm` removes a stopped container in the background: wait for it first.
             on_host("docker rm --force %s >/dev/null 2>&1; while docker inspect %s >/dev/null 2>&1; do sleep 0.2; done"
                     % (BY_HAND, BY_HAND))
-            seconds, dummy_output = timed("%s >/dev/null && %s health http://127.0.0.1:8001 900" % (by_hand, load))
+            seconds, dummy_output = timed("%s >/dev/null && %s health %s 900" % (by_hand, LOAD, BY_HAND_URL))
             results["by_hand_start_s"].append(round(seconds, 2))
             if len(results["by_hand_start_s"]) < STARTS:
                 on_host("docker stop --time 30 %s" % BY_HAND)
-        results["by_hand_throughput"] = json.loads(on_host("%s throughput http://127.0.0.1:8001 %s %s %d %d %d" % (
-            load, key, SERVED, REQUESTS, CONCURRENCY, MAX_TOKENS)))
+        results["by_hand_throughput"] = throughput(BY_HAND_URL, key)
     finally:
         on_host("docker stop --time 30 %s >/dev/null 2>&1 || true" % BY_HAND)
+        # Returns once both replicas answer /health and the router /readiness (their ExecStartPost).
+        on_host("systemctl start %s %s %s" % (REPLICA, OTHER_REPLICA, ROUTER))
 
-    # The first run finds the image built but no service, model copy or secrets.
-    on_host("systemctl disable --now %s; rm -f /etc/systemd/system/%s.service /etc/gpufleet/secrets/%s.env; "
-            "rm -rf /var/lib/gpufleet/models; systemctl daemon-reload" % (UNIT, UNIT, UNIT))
+
+def router_against_replica(results, key):
+    """Through the router and straight to replica 0, with both replicas and the router running in both."""
+    # The router's /health answers 200 only once it has seen every replica healthy.
+    on_host("%s health %s 900 >/dev/null" % (LOAD, ROUTER_URL))
+    results["router_throughput"] = throughput(ROUTER_URL, key)
+    results["replica_throughput"] = throughput(REPLICA_URL, key)
+
+
+def first_run_and_rerun(results):
+    """The first run finds the image built but no replica or router unit, secrets file or model copy."""
+    # `;`: the files are removed even when systemctl fails on one of the units.
+    on_host("systemctl disable --now %s %s %s; rm -f /etc/systemd/system/vllm-tiny-*.service %s && "
+            "rm -rf /var/lib/gpufleet/models && systemctl daemon-reload" % (ROUTER, REPLICA, OTHER_REPLICA, SECRETS))
     results["site_first_run_s"] = round(site_run(), 1)
     results["site_rerun_s"] = round(site_run(), 1)
 
-    unit_tp, hand_tp = results["unit_throughput"], results["by_hand_throughput"]
-    results["throughput_ratio"] = round(unit_tp["tokens_per_s"] / hand_tp["tokens_per_s"], 3)
-    os.makedirs(os.path.join(BUILD, "bench"), exist_ok=True)
-    with open(os.path.join(BUILD, "bench", "results.json"), "w") as handle:
-        json.dump(results, handle, indent=2)
 
-    print("| Measure | systemd unit | by hand | unit / by hand |")
+def ratio(numerator, denominator):
+    return round(numerator / denominator, 3)
+
+
+def report(results):
+    unit_tp, hand_tp = results["unit_throughput"], results["by_hand_throughput"]
+    router_tp, replica_tp = results["router_throughput"], results["replica_throughput"]
+    load = "%d requests, concurrency %d, %d tokens each" % (REQUESTS, CONCURRENCY, MAX_TOKENS)
+    print("| Measure | systemd unit %s | by hand | unit / by hand |" % REPLICA)
     print("| --- | --- | --- | --- |")
     unit_start, hand_start = statistics.median(results["unit_start_s"]), statistics.median(results["by_hand_start_s"])
     print("| start to /health OK, median of %d (s) | %.1f | %.1f | %.2f |" % (STARTS, unit_start, hand_start, unit_start / hand_start))
-    print("| requests/s (%d requests, concurrency %d, %d tokens each) | %.2f | %.2f | %.3f |" % (
-        REQUESTS, CONCURRENCY, MAX_TOKENS, unit_tp["requests_per_s"], hand_tp["requests_per_s"],
-        unit_tp["requests_per_s"] / hand_tp["requests_per_s"]))
+    print("| requests/s (%s) | %.2f | %.2f | %.3f |" % (
+        load, unit_tp["requests_per_s"], hand_tp["requests_per_s"], ratio(unit_tp["requests_per_s"], hand_tp["requests_per_s"])))
     print("| tokens/s | %.1f | %.1f | %.3f |" % (unit_tp["tokens_per_s"], hand_tp["tokens_per_s"], results["throughput_ratio"]))
-    print("\nsite.yml: first run %.1f s, re-run %.1f s (%.0f %%)" % (
-        results["site_first_run_s"], results["site_rerun_s"], 100 * results["site_rerun_s"] / results["site_first_run_s"]))
+    print("\n| Measure | router (port 8000, 2 replicas) | straight to replica 0 (port 8001) | router / replica 0 |")
+    print("| --- | --- | --- | --- |")
+    print("| requests/s (%s) | %.2f | %.2f | %.3f |" % (
+        load, router_tp["requests_per_s"], replica_tp["requests_per_s"],
+        ratio(router_tp["requests_per_s"], replica_tp["requests_per_s"])))
+    print("| tokens/s | %.1f | %.1f | %.3f |" % (router_tp["tokens_per_s"], replica_tp["tokens_per_s"],
+                                               results["router_throughput_ratio"]))
+    print("\n| site.yml run | Wall time (s) |")
+    print("| --- | --- |")
+    print("| first run (image built; replica and router units, secrets and model copy removed) | %.1f |"
+          % results["site_first_run_s"])
+    print("| re-run | %.1f (%.0f %% of the first) |" % (results["site_rerun_s"], 100 * results["site_rerun_ratio"]))
     print(json.dumps(results, indent=2))
-    return 0 if results["throughput_ratio"] >= 0.95 else 1
+
+
+def main():
+    with open(os.path.join(BUILD, "sandbox", "api-key")) as handle:
+        key = handle.read().split()[0]
+    run(["docker", "cp", os.path.join(ROOT, "tests", "bench", "load.py"), HOST + ":/tmp/load.py"])
+    by_hand = hand_command(on_host("cat /etc/systemd/system/%s.service" % REPLICA))
+    results = {"machine": machine(), "by_hand_command": by_hand, "unit_start_s": [], "by_hand_start_s": []}
+
+    # In this order: the second part needs the units that the first starts again, the third removes them.
+    unit_against_by_hand(results, key, by_hand)
+    router_against_replica(results, key)
+    first_run_and_rerun(results)
+
+    results["throughput_ratio"] = ratio(results["unit_throughput"]["tokens_per_s"], results["by_hand_throughput"]["tokens_per_s"])
+    results["router_throughput_ratio"] = ratio(results["router_throughput"]["tokens_per_s"],
+                                               results["replica_throughput"]["tokens_per_s"])
+    results["site_rerun_ratio"] = ratio(results["site_rerun_s"], results["site_first_run_s"])
+    os.makedirs(os.path.join(BUILD, "bench"), exist_ok=True)
+    with open(os.path.join(BUILD, "bench", "results.json"), "w") as handle:
+        json.dump(results, handle, indent=2)
+    report(results)
+
+    failed = ["%s %.3f < %.2f" % (name, results[name], TARGET) for name in ("throughput_ratio", "router_throughput_ratio")
+              if results[name] < TARGET]
+    if failed:
+        sys.stderr.write("Below target: %s\n" % ", ".join(failed))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Measure one vLLM endpoint: start-up wait and completion throughput at a fixed concurrency.
 
-Runs on the host that serves (the sandbox host has python3 but no extra packages), so that both
-servers under comparison are reached the same way. Prints one JSON object.
+Runs on the host that serves (the sandbox host has python3 but no extra packages), so that the
+endpoints under comparison (a replica, the router, a server started by hand) are reached the same
+way. Prints one JSON object.
 
   python3 load.py health URL TIMEOUT_S             seconds until URL/health answers 200
   python3 load.py throughput URL KEY MODEL REQUESTS CONCURRENCY MAX_TOKENS
