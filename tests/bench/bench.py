@@ -161,8 +161,8 @@ def report(results):
     print("| requests/s (%s) | %.2f | %.2f | %.3f |" % (
         load, router_tp["requests_per_s"], replica_tp["requests_per_s"],
         ratio(router_tp["requests_per_s"], replica_tp["requests_per_s"])))
-    print("| tokens/s | %.1f | %.1f | %.3f |" % (router_tp["tokens_per_s"], replica_tp["tokens_per_s"],
-                                               results["router_throughput_ratio"]))
+    print("| tokens/s | %.1f | %.1f | %.3f |" % (
+        router_tp["tokens_per_s"], replica_tp["tokens_per_s"], results["router_throughput_ratio"]))
     print("\n| site.yml run | Wall time (s) |")
     print("| --- | --- |")
     print("| first run (image built; replica and router units, secrets and model copy removed) | %.1f |"
