@@ -11,9 +11,9 @@ throughout:
      /health OK, and completion throughput at a fixed concurrency. The router and replica 1 are stopped
      for these measurements and the two servers run one at a time, so that only one server uses the
      machine's two cores; all three units are started again afterwards, also when a measurement fails;
-  2. completion throughput through the router, both replicas up, against straight to replica 0 at the
-     same concurrency, with the router and replica 1 left running in both: only the path differs. The
-     router spreads the load over both replicas, the direct path gives it to one;
+  2. completion throughput at the same concurrency straight to replica 0, through the router sending to
+     replica 0 alone (replica 1 out of its rotation: what the extra hop costs), and through the router
+     sending to both (what it gives); the router and replica 1 keep running throughout;
   3. wall time of a first site.yml run and of the re-run. The first run finds the image built, the
      router installed and the compile caches filled, but no replica or router unit, no secrets file and
      no model copy.
@@ -36,7 +36,7 @@ import time
 HOST = "gpufleet-sandbox-1"
 SERVED = "tiny"
 REPLICA, REPLICA_URL = "vllm-tiny-0", "http://127.0.0.1:8001"
-OTHER_REPLICA = "vllm-tiny-1"
+OTHER_REPLICA, OTHER_REPLICA_URL = "vllm-tiny-1", "http://127.0.0.1:8002"
 ROUTER, ROUTER_URL = "vllm-tiny-router", "http://127.0.0.1:8000"
 BY_HAND, BY_HAND_PORT = "vllm-by-hand", 8009
 BY_HAND_URL = "http://127.0.0.1:%d" % BY_HAND_PORT
@@ -125,11 +125,26 @@ def unit_against_by_hand(results, key, by_hand):
 
 
 def router_against_replica(results, key):
-    """Through the router and straight to replica 0, with both replicas and the router running in both."""
+    """Through the router and straight to replica 0, with both replicas and the router running in all three.
+
+    What the router costs: it sends to replica 0 alone (replica 1 out of its rotation) against straight
+    to replica 0. What it gives: it sends to both against straight to replica 0.
+    """
     # The router's /health answers 200 only once it has seen every replica healthy.
     on_host("%s health %s 900 >/dev/null" % (LOAD, ROUTER_URL))
-    results["router_throughput"] = throughput(ROUTER_URL, key)
     results["replica_throughput"] = throughput(REPLICA_URL, key)
+    results["router_both_throughput"] = throughput(ROUTER_URL, key)
+    rotation("remove", OTHER_REPLICA_URL)
+    try:
+        results["router_throughput"] = throughput(ROUTER_URL, key)
+    finally:
+        rotation("add", OTHER_REPLICA_URL)
+
+
+def rotation(action, replica_url):
+    """Take a replica out of the router's rotation (remove) or put it back (add)."""
+    url = "%s/%s_worker?url=%s" % (ROUTER_URL, action, replica_url)
+    on_host("python3 -c \"import urllib.request as r; r.urlopen(r.Request('%s', method='POST'))\"" % url)
 
 
 def first_run_and_rerun(results):
@@ -156,13 +171,14 @@ def report(results):
     print("| requests/s (%s) | %.2f | %.2f | %.3f |" % (
         load, unit_tp["requests_per_s"], hand_tp["requests_per_s"], ratio(unit_tp["requests_per_s"], hand_tp["requests_per_s"])))
     print("| tokens/s | %.1f | %.1f | %.3f |" % (unit_tp["tokens_per_s"], hand_tp["tokens_per_s"], results["throughput_ratio"]))
-    print("\n| Measure | router (port 8000, 2 replicas) | straight to replica 0 (port 8001) | router / replica 0 |")
+    both_tp = results["router_both_throughput"]
+    print("\n| Measure (%s) | straight to replica 0 (port 8001) | router (port 8000) to replica 0 alone | router to both replicas |"
+          % load)
     print("| --- | --- | --- | --- |")
-    print("| requests/s (%s) | %.2f | %.2f | %.3f |" % (
-        load, router_tp["requests_per_s"], replica_tp["requests_per_s"],
-        ratio(router_tp["requests_per_s"], replica_tp["requests_per_s"])))
-    print("| tokens/s | %.1f | %.1f | %.3f |" % (
-        router_tp["tokens_per_s"], replica_tp["tokens_per_s"], results["router_throughput_ratio"]))
+    print("| requests/s | %.2f | %.2f | %.2f |" % (replica_tp["requests_per_s"], router_tp["requests_per_s"], both_tp["requests_per_s"]))
+    print("| tokens/s | %.1f | %.1f | %.1f |" % (replica_tp["tokens_per_s"], router_tp["tokens_per_s"], both_tp["tokens_per_s"]))
+    print("| against straight to replica 0 | 1 | %.3f | %.3f |" % (
+        results["router_throughput_ratio"], ratio(both_tp["tokens_per_s"], replica_tp["tokens_per_s"])))
     print("\n| site.yml run | Wall time (s) |")
     print("| --- | --- |")
     print("| first run (image built; replica and router units, secrets and model copy removed) | %.1f |"

@@ -9,6 +9,10 @@ emptied again, for all three (the first builds it, the other two get a copy: no 
 air-gapped path). The build starts from the base image each time, with no layer cache. Target: three
 hosts take at most 1.5 times as long as one. Writes .build/bench/distribution.json and prints a
 Markdown summary; exits non-zero above the target.
+
+Then, with the image on all three, the re-run cost across hosts: the whole site.yml for one host and
+its no-op re-run, then for all three and their no-op re-run (the rollout goes one host at a time, the
+default `serial`). Target: the three-host re-run takes at most 1.5 times the one-host re-run.
 """
 
 from __future__ import annotations
@@ -75,6 +79,20 @@ def timed_site_run(inventory, limit):
     return round(time.monotonic() - start, 1)
 
 
+def site_run(inventory, limit):
+    start = time.monotonic()
+    run([PLAYBOOK, "site.yml", "-i", inventory, "--limit", limit], cwd=ROOT)
+    return round(time.monotonic() - start, 1)
+
+
+def reruns(inventory):
+    """First runs, then the timed no-op re-runs: one host, then all three."""
+    site_run(inventory, HOSTS[0])
+    one = site_run(inventory, HOSTS[0])
+    site_run(inventory, ",".join(HOSTS))
+    return one, site_run(inventory, ",".join(HOSTS))
+
+
 def image_size(host):
     output = run(["docker", "exec", host, "docker", "image", "ls", "--format", "{{.Size}}", "--filter", "reference=gpufleet/vllm-cpu"])
     return output.split()[0] if output.split() else None
@@ -87,19 +105,24 @@ def main():
         one = timed_site_run(inventory, HOSTS[0])
         three = timed_site_run(inventory, ",".join(HOSTS))
         size = image_size(HOSTS[2])
+        rerun_one, rerun_three = reruns(inventory)
     finally:
         stop_hosts()
     results = {"one_host_s": one, "three_hosts_s": three, "ratio": round(three / one, 3), "target": TARGET_RATIO,
-               "image_size": size}
+               "image_size": size, "rerun_one_host_s": rerun_one, "rerun_three_hosts_s": rerun_three,
+               "rerun_ratio": round(rerun_three / rerun_one, 3)}
     os.makedirs(BENCH, exist_ok=True)
     with open(os.path.join(BENCH, "distribution.json"), "w") as handle:
         json.dump(results, handle, indent=2)
     print("| Hosts | `site.yml --tags image` (s) |\n| --- | --- |\n| 1 (build) | %.1f |\n| 3 (build, 2 copies) | %.1f |"
           % (one, three))
     print("\nratio %.2f (target <= %.1f); image %s" % (results["ratio"], TARGET_RATIO, size))
-    if results["ratio"] > TARGET_RATIO:
-        sys.exit("Getting the image onto three hosts took %.2f times as long as onto one, above the target of %.1f."
-                 % (results["ratio"], TARGET_RATIO))
+    print("\n| Hosts | no-op `site.yml` re-run (s) |\n| --- | --- |\n| 1 | %.1f |\n| 3 | %.1f |" % (rerun_one, rerun_three))
+    print("\nratio %.2f (target <= %.1f)" % (results["rerun_ratio"], TARGET_RATIO))
+    over = [name for name in ("ratio", "rerun_ratio") if results[name] > TARGET_RATIO]
+    if over:
+        sys.exit("Three hosts took more than %.1f times as long as one: %s."
+                 % (TARGET_RATIO, ", ".join("%s %.2f" % (name, results[name]) for name in over)))
 
 
 if __name__ == "__main__":
