@@ -54,6 +54,9 @@ NVIDIA_SMI_ARGS = ("--query-gpu=" + ",".join(NVIDIA_SMI_FIELDS), "--format=csv,n
 # 0x02 3D controller (data-center boards). Audio (0x0403) and USB (0x0c03) functions of consumer
 # cards share the slot but are no GPUs.
 _GPU_CLASS_PREFIXES = ("0x0300", "0x0302")
+# NVSwitches are NVIDIA functions of class 0x0680, "other bridge" (lspci: "Bridge [0680]: NVIDIA
+# Corporation GH100 [H100 NVSwitch]"), on HGX-2, HGX A100 and HGX H100/H200 baseboards.
+_NVSWITCH_CLASS_PREFIX = "0x0680"
 
 LAYER_ORDER = ("nvml", "nvidia-smi", "sysfs")
 
@@ -113,13 +116,9 @@ def _pci_bridges(devices_dir, name):
     return [normalize_bus_id(part) for part in parts[roots[-1] + 1:-1]]
 
 
-def scan_sysfs(sysfs_root):
-    """NVIDIA display functions under <sysfs_root>/bus/pci/devices, sorted by PCI address.
-
-    Each item: pci_bus_id, pci_device_id, pci_class, subsystem_vendor, subsystem_device,
-    kernel_driver (name of the bound driver or None) and pci_bridges (see _pci_bridges). A
-    missing or unreadable tree gives [].
-    """
+def _nvidia_functions(sysfs_root, class_prefixes):
+    """(devices directory, name, PCI class) of each NVIDIA function whose class starts with one of class_prefixes,
+    sorted by PCI address; none for a missing or unreadable tree."""
     devices_dir = os.path.join(sysfs_root, "bus", "pci", "devices")
     try:
         names = sorted(os.listdir(devices_dir))
@@ -130,8 +129,21 @@ def scan_sysfs(sysfs_root):
         path = os.path.join(devices_dir, name)
         vendor = (_read_text(os.path.join(path, "vendor")) or "").lower()
         pci_class = (_read_text(os.path.join(path, "class")) or "").lower()
-        if vendor != NVIDIA_VENDOR_ID or not pci_class.startswith(_GPU_CLASS_PREFIXES):
-            continue
+        if vendor == NVIDIA_VENDOR_ID and pci_class.startswith(class_prefixes):
+            found.append((devices_dir, name, pci_class))
+    return found
+
+
+def scan_sysfs(sysfs_root):
+    """NVIDIA display functions under <sysfs_root>/bus/pci/devices, sorted by PCI address.
+
+    Each item: pci_bus_id, pci_device_id, pci_class, subsystem_vendor, subsystem_device,
+    kernel_driver (name of the bound driver or None) and pci_bridges (see _pci_bridges). A
+    missing or unreadable tree gives [].
+    """
+    found = []
+    for devices_dir, name, pci_class in _nvidia_functions(sysfs_root, _GPU_CLASS_PREFIXES):
+        path = os.path.join(devices_dir, name)
         driver = None
         try:
             driver = os.path.basename(os.readlink(os.path.join(path, "driver")))
@@ -147,6 +159,35 @@ def scan_sysfs(sysfs_root):
             "pci_bridges": _pci_bridges(devices_dir, name),
         })
     return found
+
+
+def scan_nvswitches(sysfs_root):
+    """PCI addresses of the NVSwitches under <sysfs_root>/bus/pci/devices, sorted; [] for a missing tree.
+
+    Only NVSwitches that the nvidia driver sees as PCI functions are found (first to third generation:
+    HGX-2, HGX A100, HGX H100/H200). The fourth-generation NVSwitches of HGX B200 boards are set up with
+    the NVLink Subnet Manager and may not show as NVIDIA functions, so none found does not rule them out.
+    """
+    return [normalize_bus_id(name) for dummy, name, dummy_class in _nvidia_functions(sysfs_root, (_NVSWITCH_CLASS_PREFIX,))]
+
+
+def read_minor_numbers(gpus_dir):
+    """{pci_bus_id: minor number} from <gpus_dir>/<address>/information, which the loaded driver writes per GPU
+    (/proc/driver/nvidia/gpus; "Device Minor: 0" names /dev/nvidia0). {} without a loaded driver.
+
+    NVML knows the minor number too, but nvidia-smi cannot be asked for it ("minor_number is not a valid field
+    to query", driver 580), so procfs serves every layer alike.
+    """
+    try:
+        names = os.listdir(gpus_dir)
+    except (IOError, OSError):
+        return {}
+    minors = {}
+    for name in names:
+        match = re.search(r"^Device Minor:\s*(\d+)\s*$", _read_text(os.path.join(gpus_dir, name, "information")) or "", re.M)
+        if match:
+            minors[normalize_bus_id(name)] = int(match.group(1))
+    return minors
 
 
 def sysfs_has_pci(sysfs_root):
@@ -358,14 +399,15 @@ def _first(layers, key):
     return None
 
 
-def merge_gpus(sysfs_gpus=None, *, smi_gpus=None, nvml_gpus=None, pci_ids=None):
+def merge_gpus(sysfs_gpus=None, *, smi_gpus=None, nvml_gpus=None, pci_ids=None, minor_numbers=None):
     """One entry per GPU, sorted by pci_bus_id, merged from the three layers.
 
     Per field the richest layer that knows it wins (NVML, then nvidia-smi, then sysfs + catalog +
     pci.ids); ``source`` names the richest layer that saw the GPU. GPUs that only NVML or
-    nvidia-smi saw (sysfs not mounted) are listed too.
+    nvidia-smi saw (sysfs not mounted) are listed too. minor_numbers: read_minor_numbers().
     """
     pci_ids = pci_ids or {}
+    minor_numbers = minor_numbers or {}
     by_layer = {
         "nvml": dict((gpu["pci_bus_id"], gpu) for gpu in (nvml_gpus or [])),
         "nvidia-smi": dict((gpu["pci_bus_id"], gpu) for gpu in (smi_gpus or [])),
@@ -405,6 +447,7 @@ def merge_gpus(sysfs_gpus=None, *, smi_gpus=None, nvml_gpus=None, pci_ids=None):
             "subsystem_vendor": sysfs.get("subsystem_vendor"),
             "subsystem_device": sysfs.get("subsystem_device"),
             "pci_bridges": sysfs.get("pci_bridges"),
+            "minor_number": minor_numbers.get(bus_id),
         })
     return merged
 
@@ -478,7 +521,7 @@ def driver_constraints(gpus):
 
 
 def summarize_host(gpus, *, driver_loaded=False, driver_version=None, cuda_driver_version=None,
-                   loaded_kernel_module_flavor=None, detection=None):
+                   loaded_kernel_module_flavor=None, detection=None, nvswitch_count=0):
     """The ``gpufleet_gpu_host`` fact for merged GPU entries and what the driver layers said."""
     flavor, branch_min, branch_max, compatible, problems = driver_constraints(gpus)
     if cuda_driver_version is None and driver_version:
@@ -510,20 +553,23 @@ def summarize_host(gpus, *, driver_loaded=False, driver_version=None, cuda_drive
         "driver_branch": driver_branch,
         "loaded_kernel_module_flavor": loaded_kernel_module_flavor,
         "driver_fits_gpus": in_range,
+        "nvswitch_count": nvswitch_count,
         "detection": detection or {},
     }
 
 
 def build_facts(sysfs_gpus, *, pci_ids=None, nvml=None, smi_gpus=None, module_version=None,
-                proc_version_text=None, nvidia_module_loaded=False, detection=None):
+                proc_version_text=None, nvidia_module_loaded=False, detection=None, minor_numbers=None, nvswitches=None):
     """Both facts of the gpu_facts module from what each layer returned.
 
     nvml is the dict of query_nvml() (or None when not asked); smi_gpus the list of
     parse_nvidia_smi_csv() (or None); module_version the text of <sysfs>/module/nvidia/version;
-    proc_version_text the text of /proc/driver/nvidia/version.
+    proc_version_text the text of /proc/driver/nvidia/version; minor_numbers what read_minor_numbers()
+    read; nvswitches what scan_nvswitches() found.
     """
     nvml_ok = bool(nvml and nvml.get("available"))
-    gpus = merge_gpus(sysfs_gpus, smi_gpus=smi_gpus, nvml_gpus=nvml["gpus"] if nvml_ok else None, pci_ids=pci_ids)
+    gpus = merge_gpus(sysfs_gpus, smi_gpus=smi_gpus, nvml_gpus=nvml["gpus"] if nvml_ok else None, pci_ids=pci_ids,
+                      minor_numbers=minor_numbers)
     proc = parse_proc_driver_version(proc_version_text)
     smi_driver = None
     for gpu in smi_gpus or []:
@@ -539,6 +585,7 @@ def build_facts(sysfs_gpus, *, pci_ids=None, nvml=None, smi_gpus=None, module_ve
         cuda_driver_version=nvml["cuda_driver_version"] if nvml_ok else None,
         loaded_kernel_module_flavor=proc["kernel_module_flavor"] if proc else None,
         detection=detection,
+        nvswitch_count=len(nvswitches or []),
     )
     driver_layer = "NVML" if nvml_ok else ("nvidia-smi" if smi_gpus is not None else None)
     if driver_layer:

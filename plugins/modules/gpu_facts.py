@@ -117,6 +117,7 @@ ansible_facts:
           subsystem_vendor: "0x10de"
           subsystem_device: "0x106c"
           pci_bridges: ["0000:00:03.0", "0000:03:00.0", "0000:04:08.0"]
+          minor_number: null
       contains:
         pci_bus_id:
           description: PCI address as sysfs writes it (domain of four hex digits, lowercase).
@@ -194,6 +195,14 @@ ansible_facts:
           elements: str
           returned: always
           sample: ["0000:00:03.0", "0000:03:00.0", "0000:04:08.0"]
+        minor_number:
+          description:
+            - The device minor number the loaded driver gave the GPU (its device node is C(/dev/nvidia<minor_number>)), from
+              C(/proc/driver/nvidia/gpus/<pci_bus_id>/information).
+            - V(null) without a loaded driver.
+          type: int
+          returned: always
+          sample: 0
     gpufleet_gpu_host:
       description: What the GPUs of the host need from the NVIDIA driver, and what is loaded now.
       returned: always
@@ -213,6 +222,7 @@ ansible_facts:
         driver_branch: "470"
         loaded_kernel_module_flavor: proprietary
         driver_fits_gpus: true
+        nvswitch_count: 0
         detection: {}
       contains:
         gpu_count:
@@ -293,6 +303,15 @@ ansible_facts:
           type: bool
           returned: always
           sample: true
+        nvswitch_count:
+          description:
+            - Number of NVSwitches, NVIDIA PCI functions of class 0x0680, found in sysfs (HGX-2, HGX A100, HGX H100 and H200
+              baseboards). Their GPUs need NVIDIA Fabric Manager at exactly the driver's version.
+            - The fourth-generation NVSwitches of HGX B200 baseboards are set up with the NVLink Subnet Manager and may not show
+              as NVIDIA functions, so V(0) does not rule them out.
+          type: int
+          returned: always
+          sample: 4
         detection:
           description: Per layer (V(sysfs), V(pci_ids), V(nvml), V(nvidia_smi)) whether it was asked, whether it answered and
             the error text otherwise.
@@ -317,8 +336,10 @@ from ansible_collections.gpufleet.vllm.plugins.module_utils._gpu_detect import (
     module_loaded,
     parse_nvidia_smi_csv,
     query_nvml,
+    read_minor_numbers,
     read_module_version,
     read_pci_ids,
+    scan_nvswitches,
     scan_sysfs,
     sysfs_has_pci,
 )
@@ -336,6 +357,8 @@ else:
 # Exists once the nvidia kernel module is loaded (driver README, procfs interface); a constant so
 # that tests point it elsewhere.
 PROC_DRIVER_VERSION = "/proc/driver/nvidia/version"
+# One directory per GPU the loaded driver drives, named by PCI address (driver README, procfs interface).
+PROC_DRIVER_GPUS = "/proc/driver/nvidia/gpus"
 
 
 def _read(path):
@@ -421,6 +444,8 @@ def main():
         proc_version_text=_read(PROC_DRIVER_VERSION),
         nvidia_module_loaded=module_loaded(sysfs_root),
         detection=detection,
+        minor_numbers=read_minor_numbers(PROC_DRIVER_GPUS),
+        nvswitches=scan_nvswitches(sysfs_root),
     )
     module.exit_json(changed=False, ansible_facts=facts)
 

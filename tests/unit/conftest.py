@@ -41,9 +41,16 @@ def plan_decisions(plan):
 
 
 def recorded_gpus(gpus):
-    """A recorded gpufleet_gpus fact as the detection gives it today: the recordings predate pci_bridges, and their
-    raw.json keeps no sysfs links, so the replay knows no topology either."""
-    return [dict(gpu, pci_bridges=None) for gpu in gpus]
+    """A recorded gpufleet_gpus fact as the detection gives it today: the recordings predate pci_bridges and
+    minor_number, and their raw.json keeps neither sysfs links nor /proc/driver/nvidia/gpus, so the replay knows no
+    topology and no minor number either."""
+    return [dict(gpu, pci_bridges=None, minor_number=None) for gpu in gpus]
+
+
+def recorded_host(host):
+    """A recorded gpufleet_gpu_host fact as the detection gives it today: the recordings predate nvswitch_count, and
+    the recorded hosts have no NVSwitch."""
+    return dict(host, nvswitch_count=0)
 
 
 class SysfsTree:
@@ -125,6 +132,11 @@ RTX5090 = [
 A40 = [("0000:17:00.0", "0x10de", "0x2235", "0x030200", "0x10de", "0x145a", None)]
 # As observed on the project's H100 build machine.
 H100 = [("0000:00:06.0", "0x10de", "0x2330", "0x030200", "0x10de", "0x16c1", None)]
+# An HGX H100 8-GPU baseboard: eight SXM5 GPUs and four third-generation NVSwitches (10de:22a3, class 0x0680, the
+# device id AWS ParallelCluster counts on its P5 instances), all NVIDIA functions.
+HGX_H100 = [("0000:%02x:00.0" % bus, "0x10de", "0x2330", "0x030200", "0x10de", "0x16c1", None)
+            for bus in (0x18, 0x2a, 0x3a, 0x5d, 0x9a, 0xab, 0xba, 0xdb)] + [
+    ("0000:%02x:00.0" % bus, "0x10de", "0x22a3", "0x068000", "0x10de", "0x1796", None) for bus in (0x05, 0x06, 0x07, 0x08)]
 OTHER_VENDOR_GPUS = [
     ("0000:03:00.0", "0x1002", "0x744c", "0x030000", "0x1002", "0x0e3b", None),  # AMD Radeon RX 7900
     ("0000:04:00.0", "0x8086", "0x56a0", "0x030000", "0x8086", "0x1020", None),  # Intel Arc A770
@@ -139,6 +151,7 @@ HOSTS = {
     "rtx5090": CHIPSET + RTX5090,
     "a40": CHIPSET + A40,
     "h100": CHIPSET + H100,
+    "hgx_h100": CHIPSET + HGX_H100,
     "k80_a40": CHIPSET + K80_BOARD_1 + A40,
     "k80_rtx5090": CHIPSET + K80_BOARD_1 + RTX5090,
     "rtx5090_a40": CHIPSET + RTX5090 + A40,

@@ -92,6 +92,62 @@ def test_scan_sysfs_skips_unreadable_function(sysfs_tree):
     assert [gpu["pci_bus_id"] for gpu in detect.scan_sysfs(sysfs_tree.root)] == ["0000:05:00.0"]
 
 
+def test_scan_nvswitches_finds_the_bridges_of_an_hgx_board_and_scan_sysfs_leaves_them_out(make_host):
+    tree = make_host("hgx_h100")
+    assert detect.scan_nvswitches(tree.root) == ["0000:05:00.0", "0000:06:00.0", "0000:07:00.0", "0000:08:00.0"]
+    assert [gpu["pci_device_id"] for gpu in detect.scan_sysfs(tree.root)] == ["0x2330"] * 8
+
+
+@pytest.mark.parametrize("host", ["h100", "k80x2", "no_gpu"])
+def test_scan_nvswitches_of_hosts_without_nvswitch_is_empty(make_host, host):
+    # The K80 boards' PCIe switches are bridges too, but PLX's (vendor 0x10b5), not NVIDIA's.
+    assert detect.scan_nvswitches(make_host(host).root) == []
+
+
+def test_scan_nvswitches_of_a_missing_tree_is_empty(tmp_path):
+    assert detect.scan_nvswitches(str(tmp_path / "absent")) == []
+
+
+def test_host_counts_its_nvswitches(make_host):
+    tree = make_host("hgx_h100")
+    facts = detect.build_facts(detect.scan_sysfs(tree.root), nvswitches=detect.scan_nvswitches(tree.root))
+    assert (facts["gpufleet_gpu_host"]["gpu_count"], facts["gpufleet_gpu_host"]["nvswitch_count"]) == (8, 4)
+    assert detect.build_facts([])["gpufleet_gpu_host"]["nvswitch_count"] == 0
+
+
+# As the H200 machine's driver 580.159.04 wrote it, tabs included.
+H200_PROC_INFORMATION = (
+    "Model: \t\t NVIDIA H200\nIRQ:   \t\t 41\nGPU UUID: \t GPU-5929a086-06ca-3a6b-952e-4f94ffe6f9e3\n"
+    "Video BIOS: \t 96.00.a5.00.1a\nBus Type: \t PCIe\nDMA Size: \t 52 bits\nDMA Mask: \t 0xfffffffffffff\n"
+    "Bus Location: \t 0000:00:06.0\nDevice Minor: \t 0\nGPU Firmware: \t 580.159.04\nGPU Excluded:\t No\n")
+
+
+def write_proc_gpus(root, texts):
+    for address, text in texts.items():
+        os.makedirs(os.path.join(str(root), address))
+        with open(os.path.join(str(root), address, "information"), "w") as handle:
+            handle.write(text)
+    return str(root)
+
+
+def test_minor_numbers_from_procfs(tmp_path):
+    gpus_dir = write_proc_gpus(tmp_path / "gpus", {
+        "0000:00:06.0": H200_PROC_INFORMATION,
+        "0000:17:00.0": H200_PROC_INFORMATION.replace("Device Minor: \t 0", "Device Minor: \t 3"),
+        "0000:18:00.0": "Model: \t\t half written\n",
+    })
+    assert detect.read_minor_numbers(gpus_dir) == {"0000:00:06.0": 0, "0000:17:00.0": 3}
+
+
+def test_minor_numbers_without_driver_are_empty(tmp_path):
+    assert detect.read_minor_numbers(str(tmp_path / "absent")) == {}
+
+
+def test_merged_gpus_carry_their_minor_number(make_host):
+    gpus = detect.merge_gpus(detect.scan_sysfs(make_host("rtx5090_a40").root), minor_numbers={"0000:17:00.0": 1})
+    assert [(gpu["pci_bus_id"], gpu["minor_number"]) for gpu in gpus] == [("0000:09:00.0", None), ("0000:17:00.0", 1)]
+
+
 def test_module_version_from_sysfs(make_host):
     loaded = make_host("a40", driver="570.124.06")
     assert detect.read_module_version(loaded.root) == "570.124.06"
@@ -328,7 +384,7 @@ def test_merge_sysfs_only_k80(make_host):
         "pci_bus_id": "0000:05:00.0", "pci_device_id": "0x102d", "name": "Tesla K80", "architecture": "kepler",
         "compute_capability": "3.7", "memory_mib": 11441, "uuid": None, "source": "sysfs", "chip": "GK210",
         "known_by": "catalog", "kernel_driver": None, "subsystem_vendor": "0x10de", "subsystem_device": "0x106c",
-        "pci_bridges": ["0000:00:03.0", "0000:03:00.0", "0000:04:08.0"],
+        "pci_bridges": ["0000:00:03.0", "0000:03:00.0", "0000:04:08.0"], "minor_number": None,
     }
 
 
@@ -350,7 +406,7 @@ def test_merge_lists_gpus_only_the_driver_sees(fixture_file):
         "pci_bus_id": "0000:00:06.0", "pci_device_id": "0x2330", "name": "NVIDIA H100 80GB HBM3", "architecture": "hopper",
         "compute_capability": "9.0", "memory_mib": 81559, "uuid": "GPU-762a9681-d3f1-c1bb-7c4e-fff1ca98b624",
         "source": "nvidia-smi", "chip": "GH100", "known_by": "catalog", "kernel_driver": None,
-        "subsystem_vendor": None, "subsystem_device": None, "pci_bridges": None,
+        "subsystem_vendor": None, "subsystem_device": None, "pci_bridges": None, "minor_number": None,
     }]
 
 

@@ -21,7 +21,7 @@ from ansible.module_utils.testing import patch_module_args
 from ansible_collections.gpufleet.vllm.plugins.module_utils import _gpu_detect, _vllm_plan
 from ansible_collections.gpufleet.vllm.plugins.modules import gpu_facts
 
-from conftest import plan_decisions, recorded_gpus, SysfsTree, fixture_path
+from conftest import plan_decisions, recorded_gpus, recorded_host, SysfsTree, fixture_path
 
 MIB = 1024 * 1024
 
@@ -78,7 +78,7 @@ def test_replayed_layers_give_the_recorded_facts(recorded_sysfs, nvml_replay, la
     )
     expected = RECORDED[layers]
     assert facts["gpufleet_gpus"] == recorded_gpus(expected["gpufleet_gpus"])
-    assert without_detection(facts["gpufleet_gpu_host"]) == without_detection(expected["gpufleet_gpu_host"])
+    assert without_detection(facts["gpufleet_gpu_host"]) == without_detection(recorded_host(expected["gpufleet_gpu_host"]))
 
 
 @pytest.fixture
@@ -108,7 +108,7 @@ def test_the_module_on_the_replayed_host_returns_the_recorded_facts(replayed_mod
     facts = json.loads(capsys.readouterr().out)["ansible_facts"]
     expected = RECORDED[layers]
     assert facts["gpufleet_gpus"] == recorded_gpus(expected["gpufleet_gpus"])
-    assert without_detection(facts["gpufleet_gpu_host"]) == without_detection(expected["gpufleet_gpu_host"])
+    assert without_detection(facts["gpufleet_gpu_host"]) == without_detection(recorded_host(expected["gpufleet_gpu_host"]))
     detection, recorded = facts["gpufleet_gpu_host"]["detection"], expected["gpufleet_gpu_host"]["detection"]
     assert (detection["nvml"], detection["nvidia_smi"]) == (recorded["nvml"], recorded["nvidia_smi"])
 

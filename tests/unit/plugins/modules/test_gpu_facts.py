@@ -18,6 +18,7 @@ from ansible_collections.gpufleet.vllm.plugins.modules import gpu_facts
 def hermetic(monkeypatch, tmp_path):
     """No real /proc, pci.ids, NVML or nvidia-smi: each test switches on what it needs."""
     monkeypatch.setattr(gpu_facts, "PROC_DRIVER_VERSION", str(tmp_path / "proc-driver-nvidia-version"))
+    monkeypatch.setattr(gpu_facts, "PROC_DRIVER_GPUS", str(tmp_path / "proc-driver-nvidia-gpus"))
     monkeypatch.setattr(gpu_facts, "DEFAULT_PCI_IDS_PATHS", (str(tmp_path / "no-pci.ids"),))
     monkeypatch.setattr(gpu_facts, "pynvml", None)
     monkeypatch.setattr(gpu_facts, "HAS_PYNVML", False)
@@ -73,15 +74,15 @@ def test_k80_sysfs_only_exact_facts(make_host, capsys):
         "pci_bus_id": "0000:05:00.0", "pci_device_id": "0x102d", "name": "Tesla K80", "architecture": "kepler",
         "compute_capability": "3.7", "memory_mib": 11441, "uuid": None, "source": "sysfs", "chip": "GK210",
         "known_by": "catalog", "kernel_driver": None, "subsystem_vendor": "0x10de", "subsystem_device": "0x106c",
-        "pci_bridges": ["0000:00:03.0", "0000:03:00.0", "0000:04:08.0"]}
+        "pci_bridges": ["0000:00:03.0", "0000:03:00.0", "0000:04:08.0"], "minor_number": None}
     assert [gpu["pci_bus_id"] for gpu in facts["gpufleet_gpus"]] == ["0000:05:00.0", "0000:06:00.0", "0000:85:00.0", "0000:86:00.0"]
     host = facts["gpufleet_gpu_host"]
     assert {key: host[key] for key in ("gpu_count", "driver_loaded", "driver_version", "cuda_driver_version",
                                        "kernel_module_flavor", "driver_branch_min", "driver_branch_max", "compatible",
-                                       "problems")} == {
+                                       "problems", "nvswitch_count")} == {
         "gpu_count": 4, "driver_loaded": False, "driver_version": None, "cuda_driver_version": None,
         "kernel_module_flavor": "proprietary", "driver_branch_min": None, "driver_branch_max": "470",
-        "compatible": True, "problems": []}
+        "compatible": True, "problems": [], "nvswitch_count": 0}
     assert host["detection"] == {
         "sysfs": {"root": tree.root, "answered": True, "gpu_count": 4},
         "pci_ids": {"path": None, "answered": False, "error": "no pci.ids file found in %s" % gpu_facts.DEFAULT_PCI_IDS_PATHS[0]},
@@ -225,6 +226,20 @@ def test_proc_version_gives_driver_and_flavor(make_host, monkeypatch, tmp_path, 
     host = run_module(capsys, {"sysfs_root": make_host("h100").root})["ansible_facts"]["gpufleet_gpu_host"]
     assert (host["driver_loaded"], host["driver_version"], host["cuda_driver_version"], host["loaded_kernel_module_flavor"]) == (
         True, "580.159.04", "13.0", "open")
+
+
+def test_hgx_board_reports_its_nvswitches(make_host, capsys):
+    host = run_module(capsys, {"sysfs_root": make_host("hgx_h100").root})["ansible_facts"]["gpufleet_gpu_host"]
+    assert (host["gpu_count"], host["nvswitch_count"]) == (8, 4)
+
+
+def test_procfs_gives_the_minor_numbers(make_host, monkeypatch, tmp_path, capsys):
+    gpus_dir = tmp_path / "proc-gpus" / "0000:00:06.0"
+    gpus_dir.mkdir(parents=True)
+    (gpus_dir / "information").write_text("Bus Location: \t 0000:00:06.0\nDevice Minor: \t 0\n")
+    monkeypatch.setattr(gpu_facts, "PROC_DRIVER_GPUS", str(tmp_path / "proc-gpus"))
+    gpus = run_module(capsys, {"sysfs_root": make_host("h100").root})["ansible_facts"]["gpufleet_gpus"]
+    assert [gpu["minor_number"] for gpu in gpus] == [0]
 
 
 def test_check_mode_gives_the_same_facts(make_host, capsys):
