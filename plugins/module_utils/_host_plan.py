@@ -18,6 +18,7 @@ from __future__ import annotations
 import difflib
 
 from ansible_collections.gpufleet.vllm.plugins.module_utils import _replicas, _vllm_plan
+from ansible_collections.gpufleet.vllm.plugins.module_utils._unit_names import deployment_name
 from ansible_collections.gpufleet.vllm.plugins.module_utils._cuda_toolkit import toolkit_plan
 from ansible_collections.gpufleet.vllm.plugins.module_utils._driver_plan import CUDA, plan as driver_plan
 from ansible_collections.gpufleet.vllm.plugins.module_utils._gpu_catalog import (
@@ -272,7 +273,7 @@ def _placement(facts, vllm, replicas):
 
 def _service_section(vllm, image, settings, placement, router_python):
     service = settings.get("service") or {}
-    name = service.get("name") or service.get("served_model_name") or "vllm"
+    name = deployment_name(service.get("name"), service.get("served_model_name"))
     bind = service.get("bind_address") or "0.0.0.0"
     port = int(service.get("port") or 8000)
     model = settings["model"]

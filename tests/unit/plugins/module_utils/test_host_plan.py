@@ -502,6 +502,18 @@ def test_service_without_name_is_named_after_the_served_model():
     assert plan_of([A40], UBUNTU, service={})["service"]["router"]["unit"] == "vllm-vllm-router"
 
 
+def test_a_served_name_with_spaces_names_units_the_plan_derives():
+    service = plan_of([A40], UBUNTU, service={"served_model_name": "My Chat 7B"})["service"]
+    assert (service["name"], service["served_model_name"]) == ("my-chat-7b", "My Chat 7B")
+    assert service["replicas"][0]["unit"] == "vllm-my-chat-7b-0"
+
+
+def test_a_deployment_name_that_cannot_name_a_unit_is_refused_by_the_plan():
+    message = refusal([A40], UBUNTU, service={"name": "My Chat"})
+    assert "vllm_service_name 'My Chat' cannot name the deployment's systemd units" in message
+    assert "'my-chat'" in message
+
+
 @pytest.mark.parametrize("bind, probe", [
     ("0.0.0.0", "127.0.0.1"),
     ("::", "127.0.0.1"),
