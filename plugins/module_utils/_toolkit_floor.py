@@ -7,8 +7,9 @@
 """The oldest NVIDIA Container Toolkit a host may run: every container escape fixed so far, with its bulletin.
 
 Every vLLM replica runs an image through the toolkit's hooks, so a toolkit with a known escape hands the host to
-whoever controls an image. A pinned version below the floor is refused before the host changes; an installed one
-only draws a warning, because the runtime role upgrades it when nothing is pinned.
+whoever controls an image. A pinned version below the floor is refused before the host changes. An older installed
+one draws a warning rather than a refusal: the host serves with it today, and the runtime role installs only a
+missing toolkit, so the upgrade is the operator's to make (or to pin).
 """
 
 from __future__ import annotations
