@@ -18,6 +18,7 @@ from __future__ import annotations
 import difflib
 
 from ansible_collections.gpufleet.vllm.plugins.module_utils import _replicas, _vllm_plan
+from ansible_collections.gpufleet.vllm.plugins.module_utils._toolkit_floor import pin_refusal
 from ansible_collections.gpufleet.vllm.plugins.module_utils._unit_names import deployment_name
 from ansible_collections.gpufleet.vllm.plugins.module_utils._cuda_toolkit import toolkit_plan
 from ansible_collections.gpufleet.vllm.plugins.module_utils._driver_plan import CUDA, plan as driver_plan
@@ -194,6 +195,9 @@ def _runtime_section(platform, facts, driver, overrides):
     if version and not data["toolkit_pinning"]:
         raise ValueError("container_toolkit_version %s can be pinned on Debian and Ubuntu only, not on %s: "
                          "leave it unset for this host." % (version, data["label"]))
+    refusal = pin_refusal(version)
+    if refusal:
+        raise ValueError(refusal)
     packages = ["%s=%s" % (name, version) for name in _TOOLKIT_NAMES] if version else ["nvidia-container-toolkit"]
     return {
         "install": data["family"],

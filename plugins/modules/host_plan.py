@@ -65,7 +65,7 @@ options:
         (V(distribution) or V(cuda)).
       - CUDA toolkit on the host - C(cuda_toolkit) (V(true) installs it), C(cuda_toolkit_version).
       - Container runtime - C(container_toolkit_version) (install and hold this version of NVIDIA's container toolkit; Debian and
-        Ubuntu).
+        Ubuntu; a version without the fixes of the toolkit's container-escape CVEs, below 1.19.1, is refused).
       - Image - C(build_args), merged over the build arguments the plan derives (for example C(TORCH_CUDA_ARCH_LIST) or
         C(MAX_JOBS)); C(builder_image), a K80 builder image built elsewhere (a registry reference) that the K80 runtime image is
         built on instead of building one.

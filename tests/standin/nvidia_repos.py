@@ -28,7 +28,7 @@ import tempfile
 
 MAINTAINER = "gpufleet.vllm tests <tests@gpufleet.invalid>"
 DRIVER_VERSIONS = ("570.195.03-1", "580.95.05-1")
-TOOLKIT_VERSION = "1.17.8-1"
+TOOLKIT_VERSION = "1.19.1-1"
 
 # name -> (commands it ships, exit code of those commands, depends)
 DRIVER_PACKAGES = {

@@ -372,20 +372,26 @@ def test_runtime_names_the_debian_architecture_of_arm_hosts():
 
 @pytest.mark.parametrize("system", [DEBIAN, UBUNTU])
 def test_container_toolkit_version_pins_and_holds_all_four_packages(system):
-    runtime = plan_of([A40], system, {"container_toolkit_version": "1.17.8-1"})["runtime"]
-    assert runtime["toolkit_version"] == "1.17.8-1"
-    assert runtime["toolkit_packages"] == ["%s=1.17.8-1" % name for name in CONTAINER_TOOLKIT]
+    runtime = plan_of([A40], system, {"container_toolkit_version": "1.19.1-1"})["runtime"]
+    assert runtime["toolkit_version"] == "1.19.1-1"
+    assert runtime["toolkit_packages"] == ["%s=1.19.1-1" % name for name in CONTAINER_TOOLKIT]
     assert runtime["toolkit_hold"] == CONTAINER_TOOLKIT
 
 
 def test_container_toolkit_version_is_refused_on_rocky_in_one_sentence():
-    message = refusal([A40], ROCKY, {"container_toolkit_version": "1.17.8-1"})
-    assert message == (HOST + ": container_toolkit_version 1.17.8-1 can be pinned on Debian and Ubuntu only, "
+    message = refusal([A40], ROCKY, {"container_toolkit_version": "1.19.1-1"})
+    assert message == (HOST + ": container_toolkit_version 1.19.1-1 can be pinned on Debian and Ubuntu only, "
                        "not on Rocky Linux 8: leave it unset for this host.")
 
 
+def test_a_container_toolkit_pin_below_the_security_floor_is_refused():
+    message = refusal([A40], DEBIAN, {"container_toolkit_version": "1.17.8-1"})
+    assert message.startswith(HOST + ": container_toolkit_version 1.17.8-1 lacks the container-escape fixes of CVE-2026-24260")
+    assert message.endswith("pin 1.19.1-1 or newer, or leave it unset to install the newest.")
+
+
 def test_container_toolkit_version_installs_nothing_without_gpu():
-    runtime = plan_of([], UBUNTU, {"container_toolkit_version": "1.17.8-1"})["runtime"]
+    runtime = plan_of([], UBUNTU, {"container_toolkit_version": "1.19.1-1"})["runtime"]
     assert (runtime["nvidia"], runtime["toolkit_packages"], runtime["toolkit_hold"]) == (False, [], [])
 
 
