@@ -36,6 +36,10 @@ _BRANCH_IN_NAME = re.compile(r"(?:^|[-:])((?:3[9]\d)|(?:[4-9]\d\d))(?=$|[-.:])")
 # Driver packages whose names carry no branch: NVIDIA's Debian repository names them this way,
 # so only their version tells the branch.
 _DRIVER_PACKAGE_PREFIXES = ("nvidia", "libnvidia", "libcuda", "cuda-drivers")
+# unattended-upgrades reads its blacklist as regular expressions matched at the start of package
+# names: the driver, its libraries and firmware, and CUDA change only through the playbook, never
+# under a running server ("driver/library version mismatch").
+UNATTENDED_UPGRADE_BLACKLIST = ("nvidia", "libnvidia", "libcuda", "cuda-", "firmware-nvidia", "xserver-xorg-video-nvidia")
 # Helpers versioned on their own in the distributions (Debian's nvidia-persistenced is 525.x
 # beside nvidia-tesla-470): their versions say nothing about the driver branch.
 _VERSIONED_APART = ("nvidia-modprobe", "nvidia-persistenced", "nvidia-settings", "nvidia-xconfig",
@@ -270,6 +274,8 @@ def plan(gpu_host, platform, kernel=None, branch=None, flavor=None, source=None)
         return result
     result["action"] = "install"
     result.update(driver_install(platform, choice["branch"], choice["flavor"], source))
+    # dnf-automatic loads the versionlock plugin that already locks the driver on el8.
+    result["unattended_upgrade_blacklist"] = list(UNATTENDED_UPGRADE_BLACKLIST) if data["family"] == "apt" else []
     result["kernel_packages"] = _kernel_packages(platform, kernel)
     return result
 

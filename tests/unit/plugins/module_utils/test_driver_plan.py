@@ -125,6 +125,8 @@ def test_plan_k80_debian_uses_tesla_470_packages():
     assert result["kernel_packages"] == ["linux-headers-6.1.0-40-amd64"]
     assert result["kepler"] is True
     assert result["initramfs_command"] == ["update-initramfs", "-u"]
+    assert result["unattended_upgrade_blacklist"] == [
+        "nvidia", "libnvidia", "libcuda", "cuda-", "firmware-nvidia", "xserver-xorg-video-nvidia"]
 
 
 def test_plan_rtx5090_debian_uses_cuda_repository_pinned_to_570():
@@ -187,6 +189,8 @@ def test_plan_el8_names_kernel_devel_and_dracut():
     assert result["module_stream"] == "nvidia-driver:470-dkms"
     assert result["initramfs_command"] == ["dracut", "--force"]
     assert result["family"] == "dnf"
+    # The versionlock that keeps dnf from the driver also keeps dnf-automatic from it.
+    assert result["unattended_upgrade_blacklist"] == []
 
 
 @pytest.mark.parametrize("platform, branch, flavor, source, words", [
