@@ -105,25 +105,27 @@ CHIPSET = [
     ("0000:00:00.0", "0x8086", "0x1237", "0x060000", "0x1af4", "0x1100", "pci0000:00"),
     ("0000:00:01.0", "0x1af4", "0x1000", "0x020000", "0x1af4", "0x0001", "pci0000:00"),
 ]
+
+
 # A Tesla K80 board is a PLX PEX 8747 switch, an upstream port and two downstream ports, with one GK210 die behind
 # each downstream port; each board hangs off its own root port of the host bridge (Xeon E5 v3 ports 3a and 3c), so
 # nvidia-smi topo shows PIX within a board and PHB across boards.
-K80_BOARD_1 = [
-    ("0000:00:03.0", "0x8086", "0x2f08", "0x060400", "0x0000", "0x0000", "pci0000:00"),
-    ("0000:03:00.0", "0x10b5", "0x8747", "0x060400", "0x0000", "0x0000", "0000:00:03.0"),
-    ("0000:04:08.0", "0x10b5", "0x8747", "0x060400", "0x0000", "0x0000", "0000:03:00.0"),
-    ("0000:04:10.0", "0x10b5", "0x8747", "0x060400", "0x0000", "0x0000", "0000:03:00.0"),
-    ("0000:05:00.0", "0x10de", "0x102d", "0x030200", "0x10de", "0x106c", "0000:04:08.0"),
-    ("0000:06:00.0", "0x10de", "0x102d", "0x030200", "0x10de", "0x106c", "0000:04:10.0"),
-]
-K80_BOARD_2 = [
-    ("0000:00:03.2", "0x8086", "0x2f0a", "0x060400", "0x0000", "0x0000", "pci0000:00"),
-    ("0000:83:00.0", "0x10b5", "0x8747", "0x060400", "0x0000", "0x0000", "0000:00:03.2"),
-    ("0000:84:08.0", "0x10b5", "0x8747", "0x060400", "0x0000", "0x0000", "0000:83:00.0"),
-    ("0000:84:10.0", "0x10b5", "0x8747", "0x060400", "0x0000", "0x0000", "0000:83:00.0"),
-    ("0000:85:00.0", "0x10de", "0x102d", "0x030200", "0x10de", "0x106c", "0000:84:08.0"),
-    ("0000:86:00.0", "0x10de", "0x102d", "0x030200", "0x10de", "0x106c", "0000:84:10.0"),
-]
+def _k80_board(root_port, root_port_device, switch_bus):
+    """The six PCI functions of one K80 board behind the given root port, the switch on bus switch_bus."""
+    upstream = "0000:%02x:00.0" % switch_bus
+    downstream = ["0000:%02x:%02x.0" % (switch_bus + 1, slot) for slot in (0x08, 0x10)]
+    dies = ["0000:%02x:00.0" % (switch_bus + 2 + index) for index in (0, 1)]
+    plx = ("0x10b5", "0x8747", "0x060400", "0x0000", "0x0000")
+    gk210 = ("0x10de", "0x102d", "0x030200", "0x10de", "0x106c")
+    return ([(root_port, "0x8086", root_port_device, "0x060400", "0x0000", "0x0000", "pci0000:00"),
+             (upstream,) + plx + (root_port,)]
+            + [(port,) + plx + (upstream,) for port in downstream]
+            + [(die,) + gk210 + (port,) for die, port in zip(dies, downstream)])
+
+
+K80_BOARD_1 = _k80_board("0000:00:03.0", "0x2f08", 0x03)
+K80_BOARD_2 = _k80_board("0000:00:03.2", "0x2f0a", 0x83)
+
 RTX5090 = [
     ("0000:09:00.0", "0x10de", "0x2b85", "0x030000", "0x1462", "0x5301", None),
     ("0000:09:00.1", "0x10de", "0x22e8", "0x040300", "0x1462", "0x5301", None),  # HD audio function
