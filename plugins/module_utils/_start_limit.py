@@ -8,7 +8,8 @@
 
 A replica runs with Restart=on-failure, so a model that cannot load would be started again and again, each time
 loading weights and holding the GPU for up to the whole start timeout. systemd's start limit ends that: a unit started
-StartLimitBurst times within StartLimitIntervalSec is refused further starts and stays failed (result start-limit-hit).
+StartLimitBurst times within StartLimitIntervalSec is refused further starts and stays failed; the journal says "Start
+request repeated too quickly" (an automatic restart refused this way leaves the Result of the start that failed).
 The limit applies to every start, a manual one too, and `systemctl reset-failed <unit>` clears it; a rollout that
 starts a replica which may have hit it must reset it first.
 
