@@ -10,6 +10,9 @@ A port taken by another process is otherwise found only when Docker fails to pub
 bind, after the replica it replaces has been stopped. The host's listening sockets come from `ss -Hltnp`; what is this
 deployment's own (its units' processes, the docker-proxy of its containers' published ports) may hold the ports it
 already has. One sentence per port in the way names the process and a free port to set instead.
+
+Which processes are a unit's comes from /proc/<pid>/cgroup, and which ports a container publishes from
+`docker ps --format '{{.Names}}\t{{.Ports}}'`; the containers of this deployment are named after its units.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from typing import Optional, Tuple
 _ADDRESS = re.compile(r"^(?P<address>\*|\[[^\]]+\]|[^\s\[\]%]+)(?:%[^:\s]+)?:(?P<port>\d+)$")
 _PROCESS = re.compile(r'\("(?P<name>(?:[^"\\]|\\.)*)",pid=(?P<pid>\d+),fd=\d+\)')
 _DOCKER_PROXY = "docker-proxy"
+# "0.0.0.0:8001->8000/tcp", ":::8001->8000/tcp", "[::]:8001->8000/tcp": the host port is the number before "->".
+_PUBLISHED = re.compile(r":(?P<port>\d+)->")
 _HIGHEST_PORT = 65535
 
 
@@ -177,3 +182,28 @@ def _free_base_port(wanted, listeners):
         if not fixed & set(ports) and all(_free(port, item.bind, listeners) for port, item in zip(ports, moved)):
             return base
     return None
+
+
+def unit_of_cgroup(text):
+    """The systemd service a process runs in, from its /proc/<pid>/cgroup; None outside any service.
+
+    cgroup v2 has one line ("0::/system.slice/vllm-tiny-0.service"), v1 one per hierarchy; a service's own sub-cgroups
+    ("/system.slice/docker.service/...") still belong to it, so the innermost path element that names a service counts.
+    """
+    for line in text.splitlines():
+        path = line.split(":", 2)[-1]
+        services = [part for part in path.split("/") if part.endswith(".service")]
+        if services:
+            return services[-1][:-len(".service")]
+    return None
+
+
+def published_ports(docker_ps, names):
+    """The host ports the named containers publish, from `docker ps --format '{{.Names}}\\t{{.Ports}}'`."""
+    wanted = set(names)
+    ports = set()
+    for line in docker_ps.splitlines():
+        name, dummy, published = line.partition("\t")
+        if name in wanted:
+            ports.update(int(match.group("port")) for match in _PUBLISHED.finditer(published))
+    return sorted(ports)

@@ -13,6 +13,8 @@ from ansible_collections.gpufleet.vllm.plugins.module_utils._port_check import (
     Bind,
     parse_listening,
     port_conflicts,
+    published_ports,
+    unit_of_cgroup,
 )
 
 ROUTER_PID = 3456
@@ -149,3 +151,23 @@ def test_bind_address_that_is_no_ip_address_is_refused():
     with pytest.raises(ValueError) as caught:
         port_conflicts(service(bind_address="localhost"), HOST)
     assert str(caught.value) == "bind_address 'localhost' is no IP address; set an address of this host, or 0.0.0.0 for all of them."
+
+
+@pytest.mark.parametrize("text, unit", [
+    ("0::/system.slice/vllm-tiny-router.service\n", "vllm-tiny-router"),
+    ("0::/system.slice/docker.service/libnetwork\n", "docker"),
+    ("12:pids:/system.slice/vllm-tiny-0.service\n11:cpu,cpuacct:/system.slice/vllm-tiny-0.service\n", "vllm-tiny-0"),
+    ("0::/init.scope\n", None),
+    ("0::/system.slice/docker-0123abcd.scope\n", None),
+    ("", None),
+])
+def test_unit_of_cgroup(text, unit):
+    assert unit_of_cgroup(text) == unit
+
+
+def test_published_ports_are_those_of_the_named_containers():
+    docker_ps = ("vllm-tiny-0\t0.0.0.0:8001->8000/tcp, :::8001->8000/tcp\n"
+                 "vllm-tiny-1\t127.0.0.1:8002->8000/tcp\n"
+                 "registry\t0.0.0.0:5000->5000/tcp\n"
+                 "vllm-tiny-2\t\n")
+    assert published_ports(docker_ps, ["vllm-tiny-0", "vllm-tiny-1", "vllm-tiny-2"]) == [8001, 8002]
