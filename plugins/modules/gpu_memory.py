@@ -26,8 +26,8 @@ description:
   - Only reads. It neither fails on RV(problems) nor kills or stops anything; the role acts on what it returns. It fails
     only on options it cannot check against, with one sentence.
   - Where neither NVML nor C(nvidia-smi) answers, for example before the driver is loaded, nothing is checked and
-    RV(source) is V(none). That is safe: no process can hold GPU memory without a loaded driver, and vLLM cannot start on a
-    host whose driver answers neither.
+    RV(source) is V(none). That is safe, because no process can hold GPU memory without a loaded driver, and vLLM cannot
+    start on a host whose driver answers neither.
   - A process whose container Docker does not tell about (Docker missing, its daemon down) is named by its container's short
     ID and taken for running, so it is never returned as an orphan; a sentence in RV(notes) says so.
 extends_documentation_fragment:
@@ -107,11 +107,11 @@ gpus:
   elements: dict
   sample:
     - index: 0
-      uuid: GPU-b3500b40-adc3-b5bd-d0ee-b4acce51a9a1
+      uuid: GPU-e9407cc8-faaf-db84-f3d6-f1a5c74161cd
       total_mib: 143771
-      free_mib: 122689
+      free_mib: 122057
       processes:
-        - {pid: 4242, used_mib: 20998, name: python3, container: null, container_running: false}
+        - {pid: 471, used_mib: 21090, name: python3, container: null, container_running: false}
 problems:
   description: One sentence per process (or GPU) that keeps a replica from the memory it asks for, and what to do; empty when
     all fit.
@@ -119,9 +119,9 @@ problems:
   type: list
   elements: str
   sample:
-    - "GPU 0 (GPU-b3500b40-adc3-b5bd-d0ee-b4acce51a9a1) can give vllm-tiny-0 only 120.5 GiB of its 140.4 GiB where it needs
-      126.4 GiB (gpu_memory_utilization 0.90), because pid 4242 (python3) holds 20.5 GiB; stop that process, or set
-      gpu_memory_utilization to at most 0.85."
+    - "GPU 0 (GPU-e9407cc8-faaf-db84-f3d6-f1a5c74161cd) can give vllm-tiny-0 only 119.2 GiB of its 140.4 GiB where it needs
+      126.4 GiB (gpu_memory_utilization 0.90), because pid 471 (python3) holds 20.6 GiB; stop that process, or set
+      gpu_memory_utilization to at most 0.84."
 orphans:
   description: Pids on the replicas' GPUs whose container no longer runs, to kill before the replicas start.
   returned: always
