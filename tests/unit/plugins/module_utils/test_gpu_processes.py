@@ -21,6 +21,8 @@ from ansible_collections.gpufleet.vllm.plugins.module_utils._gpu_processes impor
     with_owners,
 )
 
+from nvml_recording import FakeNvmlReplay
+
 UUID0 = "GPU-5a1c0f3e-0000-4000-8000-000000000000"
 UUID1 = "GPU-5a1c0f3e-0000-4000-8000-000000000001"
 SERVER = "3f2a9c1b0d4e" + "5" * 52
@@ -54,7 +56,14 @@ def test_nvidia_smi_without_output_lists_no_gpu():
     assert parse_nvidia_smi_memory("", "") == []
 
 
-# NVML without a driver -----------------------------------------------------------------------------
+# NVML ------------------------------------------------------------------------------------------------
+
+def test_nvml_on_the_recorded_h200_while_a_process_held_20_gib(fixture_file):
+    # tests/hardware/gpu_memory_check.py: torch held 20 GiB, and its CUDA context 610 MiB more.
+    nvml = FakeNvmlReplay.from_file(fixture_file("h200", "gpu-memory", "nvml.json"))
+    assert query_nvml_memory(nvml) == ([{"index": 0, "uuid": "GPU-e9407cc8-faaf-db84-f3d6-f1a5c74161cd", "total_mib": 143771,
+                                         "free_mib": 122057, "processes": [{"pid": 471, "used_mib": 21090}]}], None)
+
 
 def test_nvml_without_the_binding_says_why():
     assert query_nvml_memory(None) == (None, "the Python module pynvml (PyPI package nvidia-ml-py) is not installed")

@@ -121,6 +121,14 @@ def test_query_nvml_memory_reads_the_replay_as_it_read_the_host(host):
     assert _gpu_processes.query_nvml_memory(replay(host)) == _gpu_processes.query_nvml_memory(host)
 
 
+def test_nvml_memory_of_processes_nvml_has_no_size_for_is_none_and_a_refused_list_is_no_answer():
+    gpus, error = _gpu_processes.query_nvml_memory(replay(CtypesHost()))
+    assert (gpus[0]["processes"], error) == ([{"pid": 4242, "used_mib": 20480}, {"pid": 4343, "used_mib": 0}], None)
+    refused = CtypesHost(processes_error=pynvml.NVML_ERROR_NOT_SUPPORTED)
+    assert _gpu_processes.query_nvml_memory(replay(refused)) == (
+        None, "GPU 0 processes: Not Supported; GPU 1 processes: Not Supported")
+
+
 def test_recording_keeps_the_processes_pynvml_made_of_their_structures():
     processes = record_nvml(CtypesHost())["devices"][0]["nvmlDeviceGetComputeRunningProcesses"]
     assert processes == {"returned": [
