@@ -10,6 +10,7 @@ DOCUMENTATION = r"""
 module: gpu_memory
 short_description: Say what keeps the replicas of a service plan from the GPU memory they will ask for
 version_added: 1.2.0
+author: gpufleet.vllm contributors (@gpufleet)
 description:
   - The preflight before a replica of vLLM is (re)started. vLLM refuses to start with C(Free memory on device ... is less than
     desired GPU memory utilization) when something else holds GPU memory, and only once its image runs; this module says so

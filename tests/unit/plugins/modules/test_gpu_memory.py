@@ -164,8 +164,9 @@ def test_utilization_that_is_no_fraction_fails_even_with_nothing_to_check(host, 
 
 def test_replica_without_unit_or_gpus_fails_with_one_sentence(host, capsys):
     code, result = run(capsys, replicas=[REPLICAS[0], {"index": 1, "port": 8002, "gpus": "0"}])
-    assert (code, result["msg"]) == (1, "replicas[1] needs unit (its unit name) and gpus (a list of GPU UUIDs or indexes), "
-                                         "as the plan's service.replicas gives them; it has the keys gpus, index, port.")
+    assert code == 1
+    assert result["msg"] == ("replicas[1] needs unit (its unit name) and gpus (a list of GPU UUIDs or indexes), as the plan's "
+                             "service.replicas gives them; it has the keys gpus, index, port.")
 
 
 def test_check_mode_reads_the_same(host, capsys):
