@@ -67,7 +67,7 @@ _MIB = 1024 * 1024
 _ROOT_COMPLEX = re.compile(r"^pci[0-9a-f]{4,}:[0-9a-f]{2}$")
 
 
-def _text(value):
+def nvml_text(value):
     """str from the bytes or str that different pynvml releases return."""
     if value is None:
         return None
@@ -87,7 +87,7 @@ def _read_text(path):
 
 def normalize_bus_id(value):
     """PCI address as sysfs writes it: "00000000:05:00.0" (NVML, nvidia-smi) -> "0000:05:00.0"."""
-    text = _text(value)
+    text = nvml_text(value)
     if text is None:
         return None
     text = text.lower()
@@ -270,7 +270,8 @@ def find_pci_ids(paths=DEFAULT_PCI_IDS_PATHS):
     return None
 
 
-def _smi_value(text):
+def smi_value(text):
+    """A field of nvidia-smi's CSV output, or None where it is empty or says "N/A", "[N/A]", "[Not Supported]"."""
     text = (text or "").strip()
     if not text or text.startswith("[") or text in ("N/A", "Not Supported"):
         return None
@@ -288,7 +289,7 @@ def parse_nvidia_smi_csv(text):
     for row in rows:
         if len(row) != len(NVIDIA_SMI_FIELDS):
             continue
-        bus_id, device_id, name, memory, uuid, driver = [_smi_value(field) for field in row]
+        bus_id, device_id, name, memory, uuid, driver = [smi_value(field) for field in row]
         if bus_id is None:
             continue
         memory_mib = None
@@ -331,6 +332,16 @@ def query_nvml(pynvml):
         "gpus": [],
         "device_errors": [],
     }
+    return ask_nvml(pynvml, result, _ask_detection)
+
+
+def ask_nvml(pynvml, result, ask):
+    """Run ask(pynvml, errors, result) between nvmlInit and nvmlShutdown; return result.
+
+    result holds "available", "error" and "device_errors"; ask fills in the rest through call_nvml, errors being what
+    the binding raises. pynvml None means the Python binding is missing. NVML's errors never raise: a failed init
+    sets result["error"], a failed call adds to result["device_errors"]; nvmlShutdown runs whenever init succeeded.
+    """
     if pynvml is None:
         result["error"] = "the Python module pynvml (PyPI package nvidia-ml-py) is not installed"
         return result
@@ -343,14 +354,7 @@ def query_nvml(pynvml):
         return result
     try:
         result["available"] = True
-        result["driver_version"] = _text(_call(result, errors, "driver version", pynvml, "nvmlSystemGetDriverVersion"))
-        result["cuda_driver_version"] = cuda_version_from_int(
-            _call(result, errors, "CUDA driver version", pynvml, "nvmlSystemGetCudaDriverVersion"))
-        count = _call(result, errors, "device count", pynvml, "nvmlDeviceGetCount") or 0
-        for index in range(int(count)):
-            gpu = _query_nvml_device(pynvml, errors, result, index)
-            if gpu is not None:
-                result["gpus"].append(gpu)
+        ask(pynvml, errors, result)
     finally:
         try:
             pynvml.nvmlShutdown()
@@ -359,7 +363,18 @@ def query_nvml(pynvml):
     return result
 
 
-def _call(result, errors, what, pynvml, name, *args):
+def _ask_detection(pynvml, errors, result):
+    result["driver_version"] = nvml_text(call_nvml(result, errors, "driver version", pynvml, "nvmlSystemGetDriverVersion"))
+    result["cuda_driver_version"] = cuda_version_from_int(
+        call_nvml(result, errors, "CUDA driver version", pynvml, "nvmlSystemGetCudaDriverVersion"))
+    count = call_nvml(result, errors, "device count", pynvml, "nvmlDeviceGetCount") or 0
+    for index in range(int(count)):
+        gpu = _query_nvml_device(pynvml, errors, result, index)
+        if gpu is not None:
+            result["gpus"].append(gpu)
+
+
+def call_nvml(result, errors, what, pynvml, name, *args):
     """pynvml.<name>(*args), or None with the error noted under ``what`` in result["device_errors"].
 
     The function is looked up inside the guard: a binding older than the function lacks it, and
@@ -373,21 +388,21 @@ def _call(result, errors, what, pynvml, name, *args):
 
 
 def _query_nvml_device(pynvml, errors, result, index):
-    handle = _call(result, errors, "GPU %d handle" % index, pynvml, "nvmlDeviceGetHandleByIndex", index)
+    handle = call_nvml(result, errors, "GPU %d handle" % index, pynvml, "nvmlDeviceGetHandleByIndex", index)
     if handle is None:
         return None
-    pci = _call(result, errors, "GPU %d PCI info" % index, pynvml, "nvmlDeviceGetPciInfo", handle)
+    pci = call_nvml(result, errors, "GPU %d PCI info" % index, pynvml, "nvmlDeviceGetPciInfo", handle)
     if pci is None:
         return None
-    memory = _call(result, errors, "GPU %d memory" % index, pynvml, "nvmlDeviceGetMemoryInfo", handle)
-    capability = _call(result, errors, "GPU %d compute capability" % index, pynvml, "nvmlDeviceGetCudaComputeCapability", handle)
+    memory = call_nvml(result, errors, "GPU %d memory" % index, pynvml, "nvmlDeviceGetMemoryInfo", handle)
+    capability = call_nvml(result, errors, "GPU %d compute capability" % index, pynvml, "nvmlDeviceGetCudaComputeCapability", handle)
     total = getattr(memory, "total", None)
     return {
         "pci_bus_id": normalize_bus_id(getattr(pci, "busId", None)),
         "pci_device_id": normalize_device_id(getattr(pci, "pciDeviceId", None)),
-        "name": _text(_call(result, errors, "GPU %d name" % index, pynvml, "nvmlDeviceGetName", handle)),
+        "name": nvml_text(call_nvml(result, errors, "GPU %d name" % index, pynvml, "nvmlDeviceGetName", handle)),
         "memory_mib": int(total) // _MIB if total is not None else None,
-        "uuid": _text(_call(result, errors, "GPU %d UUID" % index, pynvml, "nvmlDeviceGetUUID", handle)),
+        "uuid": nvml_text(call_nvml(result, errors, "GPU %d UUID" % index, pynvml, "nvmlDeviceGetUUID", handle)),
         "compute_capability": "%d.%d" % tuple(capability) if capability else None,
     }
 

@@ -8,13 +8,15 @@ tests/hardware/record.py writes the recording (nvml.json) on the GPU host; unit 
 FakeNvmlReplay to the real query_nvml, so the parsing of what a real driver said runs on machines
 without one. No pytest here: record.py imports this module on hosts that lack it.
 
-A recording holds, for every pynvml call query_nvml makes, one answer:
+A recording holds, for every pynvml call query_nvml and query_nvml_memory (_gpu_processes) make, one answer:
   {"returned": VALUE}, or
   {"raised": {"error": "NVMLError_NotSupported", "value": 3, "text": "Not Supported"}}, or
   {"missing": "module 'pynvml' has no attribute ..."} when the binding lacks the function.
 VALUE is plain JSON for numbers, text and None; the rest is tagged, so that the double gives back
 the types pynvml gave: {"bytes": "580.159.04"} (older bindings), {"tuple": [9, 0]},
-{"struct": "c_nvmlMemory_t", "fields": {"total": 150754820096, ...}}, {"handle": 0}.
+{"struct": "c_nvmlMemory_t", "fields": {"total": 150754820096, ...}}, {"handle": 0}; the plain
+objects pynvml makes of some structures (nvmlFriendlyObject, one per process of
+nvmlDeviceGetComputeRunningProcesses) are recorded as structs too.
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ import json
 
 FORMAT = 1
 
-# The calls of _gpu_detect.query_nvml and _query_nvml_device. A call the code makes that a
-# recording lacks raises NotRecorded, which query_nvml does not catch: the test fails and says
-# which call to add here and to record again.
+# The calls of _gpu_detect.query_nvml and _query_nvml_device, and of _gpu_processes.query_nvml_memory.
+# A call the code makes that a recording lacks raises NotRecorded, which neither catches: the test
+# fails and says which call to add here and to record again. Recordings made before a call was
+# added here lack it, and serve the code that does not make it.
 SYSTEM_CALLS = ("nvmlSystemGetDriverVersion", "nvmlSystemGetCudaDriverVersion", "nvmlDeviceGetCount")
 DEVICE_CALLS = ("nvmlDeviceGetPciInfo", "nvmlDeviceGetMemoryInfo", "nvmlDeviceGetCudaComputeCapability",
-                "nvmlDeviceGetName", "nvmlDeviceGetUUID")
+                "nvmlDeviceGetName", "nvmlDeviceGetUUID", "nvmlDeviceGetComputeRunningProcesses")
 HANDLE_CALL = "nvmlDeviceGetHandleByIndex"
 
 
@@ -54,6 +57,9 @@ def encode(value):
         return {"struct": type(value).__name__, "fields": dict((name, encode(getattr(value, name))) for name in fields)}
     if isinstance(value, ctypes.Array):
         return [encode(item) for item in value]
+    if type(value).__name__ == "nvmlFriendlyObject":
+        # pynvml copies each process's ctypes structure into one of these, usedGpuMemory None where NVML has no value.
+        return {"struct": "nvmlFriendlyObject", "fields": dict((name, encode(item)) for name, item in vars(value).items())}
     raise TypeError("cannot record a %s returned by pynvml: %r" % (type(value).__name__, value))
 
 
@@ -91,7 +97,7 @@ def _record_device(pynvml, index):
 
 
 def record_nvml(pynvml):
-    """Ask pynvml every call query_nvml makes, the per-device ones even after one failed.
+    """Ask pynvml every call query_nvml and query_nvml_memory make, the per-device ones even after one failed.
 
     Returns the recording as a JSON-ready dict; nvmlShutdown runs whenever nvmlInit succeeded.
     """

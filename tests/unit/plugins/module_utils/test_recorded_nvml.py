@@ -15,7 +15,7 @@ import json
 
 import pytest
 
-from ansible_collections.gpufleet.vllm.plugins.module_utils import _gpu_detect
+from ansible_collections.gpufleet.vllm.plugins.module_utils import _gpu_detect, _gpu_processes
 
 from nvml_recording import DEVICE_CALLS, FakeNvmlReplay, NotRecorded, ReplayedNVMLError, record_nvml
 
@@ -27,10 +27,11 @@ class CtypesHost:
 
     NVMLError = pynvml.NVMLError
 
-    def __init__(self, init_error=None, uuid_error=None, handle_error=None, text=bytes):
+    def __init__(self, init_error=None, uuid_error=None, handle_error=None, text=bytes, processes_error=None):
         self.init_error = init_error
         self.uuid_error = uuid_error
         self.handle_error = handle_error
+        self.processes_error = processes_error
         self.text = text
         self.shutdowns = 0
 
@@ -82,6 +83,18 @@ class CtypesHost:
             raise pynvml.NVMLError(self.uuid_error)
         return self._text("GPU-00000000-1111-2222-3333-444444444444")
 
+    def nvmlDeviceGetComputeRunningProcesses(self, handle):
+        # As pynvml gives them: its own copy of each structure, usedGpuMemory None where NVML has no value.
+        if self.processes_error is not None:
+            raise pynvml.NVMLError(self.processes_error)
+        processes = []
+        for pid, used in ((4242, 21474836480), (4343, pynvml.NVML_VALUE_NOT_AVAILABLE_ulonglong.value)):
+            process = pynvml.nvmlStructToFriendlyObject(pynvml.c_nvmlProcessInfo_v2_t(pid=pid, usedGpuMemory=used))
+            if process.usedGpuMemory == pynvml.NVML_VALUE_NOT_AVAILABLE_ulonglong.value:
+                process.usedGpuMemory = None
+            processes.append(process)
+        return processes
+
 
 def replay(host):
     # Through JSON, as a recording travels from the GPU host to the fixtures.
@@ -97,6 +110,32 @@ def replay(host):
 ], ids=["bytes", "str", "uuid-not-supported", "gpu-lost", "driver-not-loaded"])
 def test_query_nvml_reads_the_replay_as_it_read_the_host(host):
     assert _gpu_detect.query_nvml(replay(host)) == _gpu_detect.query_nvml(host)
+
+
+@pytest.mark.parametrize("host", [
+    CtypesHost(),
+    CtypesHost(processes_error=pynvml.NVML_ERROR_NOT_SUPPORTED),
+    CtypesHost(init_error=pynvml.NVML_ERROR_DRIVER_NOT_LOADED),
+], ids=["processes", "processes-not-supported", "driver-not-loaded"])
+def test_query_nvml_memory_reads_the_replay_as_it_read_the_host(host):
+    assert _gpu_processes.query_nvml_memory(replay(host)) == _gpu_processes.query_nvml_memory(host)
+
+
+def test_nvml_memory_of_processes_nvml_has_no_size_for_is_none_and_a_refused_list_is_no_answer():
+    gpus, error = _gpu_processes.query_nvml_memory(replay(CtypesHost()))
+    assert (gpus[0]["processes"], error) == ([{"pid": 4242, "used_mib": 20480}, {"pid": 4343, "used_mib": 0}], None)
+    refused = CtypesHost(processes_error=pynvml.NVML_ERROR_NOT_SUPPORTED)
+    assert _gpu_processes.query_nvml_memory(replay(refused)) == (
+        None, "GPU 0 processes: Not Supported; GPU 1 processes: Not Supported")
+
+
+def test_recording_keeps_the_processes_pynvml_made_of_their_structures():
+    processes = record_nvml(CtypesHost())["devices"][0]["nvmlDeviceGetComputeRunningProcesses"]
+    assert processes == {"returned": [
+        {"struct": "nvmlFriendlyObject", "fields": {"pid": 4242, "usedGpuMemory": 21474836480, "gpuInstanceId": 0,
+                                                    "computeInstanceId": 0}},
+        {"struct": "nvmlFriendlyObject", "fields": {"pid": 4343, "usedGpuMemory": None, "gpuInstanceId": 0,
+                                                    "computeInstanceId": 0}}]}
 
 
 def test_recording_keeps_types_values_and_errors():
