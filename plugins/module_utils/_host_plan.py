@@ -301,6 +301,8 @@ def _service_section(vllm, image, settings, placement, router_python):
         "variant": vllm["variant"],
         "args": list(vllm["args"]),
         "env": dict(vllm["env"]),
+        # The share of each GPU a replica takes, which the role checks is free before a replica starts.
+        "gpu_memory_utilization": vllm["gpu_memory_utilization"],
         "replicas": replicas,
         "router": router,
     }

@@ -547,6 +547,17 @@ def test_service_runs_the_plan_arguments_and_environment():
     assert "--enforce-eager" in plan["service"]["args"]
 
 
+@pytest.mark.parametrize("gpus, settings_plan, utilization", [
+    ([K80] * 4, {}, 0.85),
+    ([A40] * 2, {}, 0.9),
+    ([A40] * 2, {"gpu_memory_utilization": 0.8}, 0.8),
+    ([], {}, None),
+])
+def test_service_carries_the_gpu_share_its_replicas_need_free(gpus, settings_plan, utilization):
+    plan = plan_of(gpus, UBUNTU if gpus and gpus[0] is A40 else DEBIAN, settings_plan)
+    assert plan["service"]["gpu_memory_utilization"] == utilization
+
+
 # --------------------------------------------------------------------------------------------
 # Replicas
 
