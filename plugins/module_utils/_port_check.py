@@ -69,7 +69,8 @@ class Listener:
     @property
     def label(self):
         if not self.processes:
-            return "a process ss does not name (run it as root) on %s" % self.shown
+            # ss names another user's process only to a root that may inspect it (CAP_SYS_PTRACE, which containers drop).
+            return "a process that ss cannot name on %s (find it with ss -ltnp as root on the host)" % self.shown
         pids = {}
         for name, pid in self.processes:
             pids.setdefault(name, []).append(str(pid))

@@ -130,8 +130,8 @@ def test_metrics_port_in_the_way_names_router_metrics_port():
 
 def test_process_ss_does_not_name_is_still_in_the_way():
     conflicts = port_conflicts(service(), "LISTEN 0 128 0.0.0.0:8000 0.0.0.0:*\n")
-    assert conflicts[0].startswith("Port 8000, which the router needs on 0.0.0.0, is taken by a process ss does not name "
-                                   "(run it as root) on 0.0.0.0:8000; stop it,")
+    assert conflicts[0].startswith("Port 8000, which the router needs on 0.0.0.0, is taken by a process that ss cannot name "
+                                   "on 0.0.0.0:8000 (find it with ss -ltnp as root on the host); stop it,")
 
 
 def test_every_socket_of_a_port_is_named_once_in_its_sentence():
