@@ -12,6 +12,7 @@ from ansible_collections.gpufleet.vllm.plugins.module_utils._driver_plan import 
     secure_boot_enabled,
     upstream_version,
 )
+from ansible_collections.gpufleet.vllm.plugins.module_utils._fabric_manager import pinned_install
 
 
 def nvidia_foreign_branch_packages(apt_simulation, branch):
@@ -31,10 +32,16 @@ def nvidia_driver_version(package_version):
     return upstream_version(package_version)
 
 
+def nvidia_fabric_manager_packages(fabric_manager, driver_version):
+    """The package specifications that install the plan's Fabric Manager at exactly driver_version."""
+    return pinned_install(fabric_manager, driver_version)
+
+
 class FilterModule:
     def filters(self):
         return {
             "nvidia_foreign_branch_packages": nvidia_foreign_branch_packages,
             "nvidia_secure_boot_enabled": nvidia_secure_boot_enabled,
             "nvidia_driver_version": nvidia_driver_version,
+            "nvidia_fabric_manager_packages": nvidia_fabric_manager_packages,
         }

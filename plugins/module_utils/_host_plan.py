@@ -22,6 +22,7 @@ from ansible_collections.gpufleet.vllm.plugins.module_utils._toolkit_floor impor
 from ansible_collections.gpufleet.vllm.plugins.module_utils._unit_names import deployment_name
 from ansible_collections.gpufleet.vllm.plugins.module_utils._cuda_toolkit import toolkit_plan
 from ansible_collections.gpufleet.vllm.plugins.module_utils._driver_plan import CUDA, plan as driver_plan
+from ansible_collections.gpufleet.vllm.plugins.module_utils._fabric_manager import fabric_manager_plan
 from ansible_collections.gpufleet.vllm.plugins.module_utils._gpu_catalog import (
     branch_max_cuda,
     dies_per_board,
@@ -114,7 +115,7 @@ def _plan(facts, settings):
         "runtime": _runtime_section(platform, facts, driver, overrides),
         "vllm": vllm,
         "image": image,
-        "service": _service_section(vllm, image, settings, placement, PLATFORMS[platform]["router_python"]),
+        "service": _service_section(vllm, image, settings, placement, PLATFORMS[platform]["router_python"], driver),
         "warnings": list(vllm["warnings"]) + list(placement.warnings),
     }
 
@@ -141,6 +142,8 @@ def _driver_section(gpu_host, platform, facts, overrides, settings):
     driver["loadable"] = driver["action"] == "install" and not facts.get("in_container")
     if facts.get("in_container") and driver["action"] == "install":
         driver.update(kernel_packages=[], initramfs_command=None)
+    # NVSwitches: Fabric Manager at exactly the driver's version, or a FabricManagerError (a ValueError) for the plan.
+    driver["fabric_manager"] = fabric_manager_plan(gpu_host, platform, driver)
     return driver
 
 
@@ -275,7 +278,7 @@ def _placement(facts, vllm, replicas):
     return _replicas.gpu_replicas(facts.get("gpus") or [], vllm["tensor_parallel_size"], replicas)
 
 
-def _service_section(vllm, image, settings, placement, router_python):
+def _service_section(vllm, image, settings, placement, router_python, driver):
     service = settings.get("service") or {}
     name = deployment_name(service.get("name"), service.get("served_model_name"))
     bind = service.get("bind_address") or "0.0.0.0"
@@ -305,6 +308,8 @@ def _service_section(vllm, image, settings, placement, router_python):
         "gpu_memory_utilization": vllm["gpu_memory_utilization"],
         "replicas": replicas,
         "router": router,
+        # Units the replicas start after (and want): CUDA on NVSwitch GPUs fails with error 802 until Fabric Manager runs.
+        "after_units": [driver["fabric_manager"]["service"]] if driver.get("fabric_manager") else [],
     }
 
 

@@ -125,6 +125,9 @@ plan:
       C(image), C(service) and C(warnings).
     - C(driver.action) is C(none) (no GPU), C(keep) (the loaded driver suits the GPUs) or C(install); C(driver.cuda_version) is the
       CUDA version the image is chosen for.
+    - C(driver.fabric_manager) is null unless the host has NVSwitches; then it names the Fabric Manager C(packages) to install and
+      C(hold), C(install) (pinned to the branch, or to C(version) where the driver is kept) and the C(service) to enable, which
+      C(service.after_units) lists for the replicas to start after.
     - C(image.build) says whether the image is built or pulled; C(image.reference) is the exact image for pulled ones, and null
       for built ones until M(gpufleet.vllm.fleet_plan) names them.
     - C(service.replicas) lists per replica C(index), C(name), C(unit), C(port), C(gpus) (device identifiers for Docker's

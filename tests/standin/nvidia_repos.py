@@ -14,6 +14,10 @@ same paths and package names:
 The packages are test doubles: they contain no NVIDIA software, only a STAND-IN note and, where the
 real package ships a command, a script that says it is a stand-in and fails. The driver packages
 exist in branches 570 and 580, so that a test sees the installer's pin choose the branch.
+Fabric Manager comes under the names NVIDIA's repository uses (nvidia-fabricmanager-570 before
+580, nvidia-fabricmanager from 580) at the driver versions, and nvidia-fabricmanager-570 also at a
+newer version than any 570 driver here, so that a test sees the role pin it to the driver's
+version; its nvidia-fabricmanager.service runs a stand-in daemon that only sleeps.
 
 Usage: python3 nvidia_repos.py OUTPUT_DIR   (needs dpkg-deb, apt-ftparchive from apt-utils, gpg)
 """
@@ -39,6 +43,17 @@ DRIVER_PACKAGES = {
     "nvidia-persistenced": (["nvidia-persistenced"], 1, ""),
     "nvidia-modprobe": (["nvidia-modprobe"], 1, ""),
 }
+# Fabric Manager: name -> versions (the driver's, and for 570 a newer one no driver here matches).
+FABRIC_MANAGER_PACKAGES = {
+    "nvidia-fabricmanager-570": ("570.195.03-1", "570.211.01-1"),
+    "nvidia-fabricmanager": ("580.95.05-1",),
+}
+FABRIC_MANAGER_DAEMON = ("#!/bin/sh\necho 'nv-fabricmanager: stand-in built by gpufleet.vllm tests, version %s; it manages "
+                         "no NVSwitch and only sleeps' >&2\nexec sleep infinity\n")
+FABRIC_MANAGER_UNIT = ("[Unit]\nDescription=stand-in for NVIDIA Fabric Manager (gpufleet.vllm tests)\n"
+                       "After=network-online.target\n\n"
+                       "[Service]\nType=simple\nExecStart=/usr/bin/nv-fabricmanager\n\n"
+                       "[Install]\nWantedBy=multi-user.target\n")
 # The CUDA toolkit's nvcc answers --version with a line naming itself a stand-in, so that the
 # cuda_toolkit role's version check has something to read; everything else fails.
 CUDA_TOOLKIT = ("cuda-toolkit-12-8", "12.8.93-1")
@@ -89,6 +104,9 @@ def build_package(name, version, commands, exit_code, depends, out_dir):
             write(os.path.join(root, "usr", "local", "cuda-12.8", "bin", "nvcc"), NVCC_STAND_IN, mode=0o755)
         if name in UNITS:
             write(os.path.join(root, "lib", "systemd", "system", name + ".service"), UNITS[name])
+        if name in FABRIC_MANAGER_PACKAGES:
+            write(os.path.join(root, "usr", "bin", "nv-fabricmanager"), FABRIC_MANAGER_DAEMON % version, mode=0o755)
+            write(os.path.join(root, "lib", "systemd", "system", "nvidia-fabricmanager.service"), FABRIC_MANAGER_UNIT)
         run(["dpkg-deb", "--root-owner-group", "--build", root,
              os.path.join(out_dir, "%s_%s_amd64.deb" % (name, version))])
 
@@ -125,6 +143,9 @@ def main(argv):
     for name, (commands, exit_code, depends) in DRIVER_PACKAGES.items():
         for version in DRIVER_VERSIONS:
             build_package(name, version, commands, exit_code, depends, cuda)
+    for name, versions in FABRIC_MANAGER_PACKAGES.items():
+        for version in versions:
+            build_package(name, version, [], 1, "", cuda)
     build_package(CUDA_TOOLKIT[0], CUDA_TOOLKIT[1], [], 1, "", cuda)
     for name, (commands, exit_code, depends) in TOOLKIT_PACKAGES.items():
         build_package(name, TOOLKIT_VERSION, commands, exit_code, depends, toolkit)

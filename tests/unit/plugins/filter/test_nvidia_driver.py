@@ -16,7 +16,8 @@ FILTER_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "pl
 
 
 def test_the_module_offers_exactly_the_driver_filters():
-    assert set(FILTERS) == {"nvidia_foreign_branch_packages", "nvidia_secure_boot_enabled", "nvidia_driver_version"}
+    assert set(FILTERS) == {"nvidia_foreign_branch_packages", "nvidia_secure_boot_enabled", "nvidia_driver_version",
+                            "nvidia_fabric_manager_packages"}
 
 
 @pytest.mark.parametrize("name", sorted(FilterModule().filters()))
@@ -62,3 +63,12 @@ def test_secure_boot_filter_reads_slurped_content():
 ])
 def test_driver_version_filter_strips_epoch_and_revision(package_version, driver_version):
     assert FILTERS["nvidia_driver_version"](package_version) == driver_version
+
+
+@pytest.mark.parametrize("fabric_manager, driver_version, packages", [
+    ({"family": "apt", "packages": ["nvidia-fabricmanager-570"]}, "570.195.03-1", ["nvidia-fabricmanager-570=570.195.03-*"]),
+    ({"family": "apt", "packages": ["nvidia-fabricmanager"]}, "580.95.05", ["nvidia-fabricmanager=580.95.05-*"]),
+    ({"family": "dnf", "packages": ["nvidia-fabric-manager"]}, "3:570.195.03-1.el8", ["nvidia-fabric-manager-570.195.03"]),
+])
+def test_fabric_manager_filter_pins_the_installed_driver_version(fabric_manager, driver_version, packages):
+    assert FILTERS["nvidia_fabric_manager_packages"](fabric_manager, driver_version) == packages

@@ -15,7 +15,12 @@ import re
 import pytest
 
 from ansible_collections.gpufleet.vllm.plugins.module_utils import _model_catalog
-from ansible_collections.gpufleet.vllm.plugins.module_utils._gpu_detect import merge_gpus, scan_sysfs, summarize_host
+from ansible_collections.gpufleet.vllm.plugins.module_utils._gpu_detect import (
+    merge_gpus,
+    scan_nvswitches,
+    scan_sysfs,
+    summarize_host,
+)
 from ansible_collections.gpufleet.vllm.plugins.module_utils._host_plan import (
     HostPlanError,
     PLAN_KEYS,
@@ -871,3 +876,72 @@ def test_build_args_cannot_change_the_vllm_source_the_tag_names(key):
 def test_build_args_are_ignored_for_a_pulled_image():
     plan = plan_of([RTX5090], DEBIAN, {"driver_branch": "580", "build_args": {"MAX_JOBS": "4"}})
     assert plan["image"]["build"] is False and plan["image"]["build_args"] == {}
+
+
+# --------------------------------------------------------------------------------------------
+# Fabric Manager on NVSwitch hosts (HGX H100/H200): in the driver section, and before the replicas
+
+
+HGX = [H100] * 8
+
+
+def test_hgx_on_ubuntu_gets_canonicals_fabric_manager_of_the_driver_branch_and_the_replicas_start_after_it():
+    plan = plan_of(HGX, UBUNTU, nvswitch_count=4)
+    fabric_manager = plan["driver"]["fabric_manager"]
+    assert (plan["driver"]["source"], fabric_manager["source"]) == ("distribution", "distribution")
+    assert fabric_manager["packages"] == fabric_manager["hold"] == ["nvidia-fabricmanager-570"]
+    # The driver is still to be installed: the role pins the exact version once it is in.
+    assert (fabric_manager["version"], fabric_manager["install"]) == (None, ["nvidia-fabricmanager-570=570.*"])
+    assert (fabric_manager["family"], fabric_manager["apt_component"]) == ("apt", "multiverse")
+    assert fabric_manager["service"] == "nvidia-fabricmanager.service"
+    assert plan["service"]["after_units"] == ["nvidia-fabricmanager.service"]
+
+
+def test_hgx_on_debian_gets_fabric_manager_from_the_cuda_repository_like_its_driver():
+    plan = plan_of(HGX, DEBIAN, nvswitch_count=4)
+    fabric_manager = plan["driver"]["fabric_manager"]
+    assert (plan["driver"]["source"], fabric_manager["source"]) == ("cuda", "cuda")
+    assert fabric_manager["packages"] == ["nvidia-fabricmanager-570"]
+    assert fabric_manager["apt_component"] is None
+    assert plan["service"]["after_units"] == ["nvidia-fabricmanager.service"]
+
+
+def test_hgx_on_debian_from_580_on_gets_the_unversioned_package_name():
+    plan = plan_of(HGX, DEBIAN, {"driver_branch": "580"}, nvswitch_count=4)
+    assert plan["driver"]["fabric_manager"]["packages"] == ["nvidia-fabricmanager"]
+    assert plan["driver"]["fabric_manager"]["install"] == ["nvidia-fabricmanager=580.*"]
+
+
+def test_hgx_on_rocky_gets_the_rpm_of_the_driver_branch():
+    fabric_manager = plan_of(HGX, ROCKY, nvswitch_count=4)["driver"]["fabric_manager"]
+    assert (fabric_manager["family"], fabric_manager["packages"]) == ("dnf", ["nvidia-fabric-manager"])
+    assert fabric_manager["install"] == ["nvidia-fabric-manager-570.*"]
+
+
+def test_hgx_with_a_loaded_driver_kept_pins_fabric_manager_to_its_exact_version():
+    fabric_manager = plan_of(HGX, UBUNTU, nvswitch_count=4, **loaded_580())["driver"]["fabric_manager"]
+    assert fabric_manager["version"] == "580.95.05"
+    assert fabric_manager["install"] == ["nvidia-fabricmanager-580=580.95.05-*"]
+
+
+def test_hgx_on_debian_from_the_distribution_is_refused_in_one_sentence_naming_the_host():
+    message = refusal(HGX, DEBIAN, {"driver_source": "distribution", "driver_branch": "535", "kernel_module_flavor": "proprietary"},
+                      nvswitch_count=4)
+    assert message.startswith(HOST + ": ")
+    assert "Fabric Manager" in message and "driver_source to cuda" in message
+    assert message.count(". ") == 0 and message.endswith(".")
+
+
+def test_hgx_read_from_sysfs_plans_fabric_manager(make_host):
+    tree = make_host("hgx_h100")
+    gpus = merge_gpus(scan_sysfs(tree.root))
+    gpu_host = summarize_host(gpus, nvswitch_count=len(scan_nvswitches(tree.root)))
+    plan = plan_host(HOST, dict(facts(), gpus=gpus, gpu_host=gpu_host), settings())
+    assert "4 NVSwitches" in plan["driver"]["fabric_manager"]["reason"]
+
+
+@pytest.mark.parametrize("devices, kwargs", [([H100], {}), ([], {"nvswitch_count": 4})])
+def test_hosts_without_nvswitch_or_without_gpu_get_no_fabric_manager(devices, kwargs):
+    plan = plan_of(devices, UBUNTU, **kwargs)
+    assert plan["driver"]["fabric_manager"] is None
+    assert plan["service"]["after_units"] == []
