@@ -10,6 +10,7 @@ DOCUMENTATION = r"""
 module: port_preflight
 short_description: Refuse a service plan whose ports another program listens on
 version_added: 1.2.0
+author: gpufleet.vllm contributors (@gpufleet)
 description:
   - Checks, before anything on the host changes, that every port the host's service plan listens on (the router's, its
     metrics port and each replica's) is free, or held by this deployment itself.

@@ -10,6 +10,7 @@ DOCUMENTATION = r"""
 module: run_lock
 short_description: Keep two runs of the site play from changing one host at once
 version_added: 1.2.0
+author: gpufleet.vllm contributors (@gpufleet)
 description:
   - Takes or releases a per-host lock file that names the run holding it. A run that finds the lock held by another run
     fails at once with one sentence naming that run, before it changes anything; two runs restarting the same replicas
@@ -88,9 +89,9 @@ def refusal(holder, path):
     """The sentence for a lock another run holds."""
     seen = ", ".join("%s %s" % (word, holder[key]) for key, word in
                      (("started", "started"), ("user", "by"), ("controller", "on")) if holder.get(key))
+    who = "run %s" % holder["id"] if holder.get("id") else "an unreadable lock"
     return ("This host is being changed by another run (%s%s); wait until it ends, or, if it no longer runs, remove %s "
-            "on this host and run again." % ("run %s" % holder["id"] if holder.get("id") else "an unreadable lock",
-                                            ", " + seen if seen else "", path))
+            "on this host and run again." % (who, ", " + seen if seen else "", path))
 
 
 def take(path, run):

@@ -73,7 +73,7 @@ def test_without_ss_the_ports_are_not_checked_and_it_says_so(capsys, tmp_path, m
     # ansible-core 2.19 wraps each warning in an event; older releases give the text.
     messages = [item["event"]["msg"] if isinstance(item, dict) else item for item in result["warnings"]]
     assert messages == ["ss is missing on this host, so the ports the plan listens on were not checked; install "
-                                  "iproute2 (iproute on Rocky Linux) to have them checked before anything stops."]
+                        "iproute2 (iproute on Rocky Linux) to have them checked before anything stops."]
 
 
 def test_units_of_the_deployment_come_from_the_plan_and_its_marked_unit_files(tmp_path):

@@ -24,8 +24,8 @@ def lock(tmp_path):
     return tmp_path / "gpufleet" / "site.lock"
 
 
-def run_module(capsys, lock, run=THIS, **options):
-    args = dict({"run": run, "path": str(lock)}, **options)
+def run_module(capsys, lock, run=None, **options):
+    args = dict({"run": run or THIS, "path": str(lock)}, **options)
     with patch_module_args(args):
         with pytest.raises(SystemExit) as exit_info:
             run_lock.main()
