@@ -7,6 +7,8 @@ import re
 import sys
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# tests/molecule_chains.py puts the minutes since the scenario started before each line.
+MINUTES = re.compile(r"^\[ *[0-9.]+\] ")
 # Molecule wraps long lines: a task's name may lose its closing bracket to the next line.
 TASK = re.compile(r"^TASK \[(?P<name>[^\]]*)")
 PLAY = re.compile(r"^PLAY \[(?P<name>[^\]]*)")
@@ -18,7 +20,7 @@ LINE_LIMIT = 400
 
 def plain(line):
     """The line without colours and without the bar Molecule frames its Ansible runs with."""
-    return ANSI.sub("", line).rstrip().lstrip(" │")
+    return ANSI.sub("", MINUTES.sub("", line)).rstrip().lstrip(" │")
 
 
 def failures(lines):

@@ -7,9 +7,9 @@ store where default built the image).
 
 Usage: molecule_chains.py LOG_DIR "default fleet" "driver_k80 driver_cuda_repo"
 
-Each scenario's output goes to LOG_DIR/molecule-<scenario>.log. For a scenario that fails, its
-failed tasks (tests/failure_summary.py) and the end of its log are printed, last, because CI
-keeps only the end of the output.
+Each scenario's output goes to LOG_DIR/molecule-<scenario>.log, each line after the minutes since
+the scenario started. For a scenario that fails, its failed tasks (tests/failure_summary.py) and
+the end of its log are printed, last, because CI keeps only the end of the output.
 """
 import subprocess
 import sys
@@ -27,15 +27,26 @@ def run_chain(scenarios, log_dir, failed):
         log = log_dir / f"molecule-{scenario}.log"
         started = time.monotonic()
         print(f"molecule {scenario}: started, log {log}", flush=True)
-        with open(log, "wb") as out:
-            result = subprocess.run(["molecule", "test", "--scenario-name", scenario],
-                                    stdout=out, stderr=subprocess.STDOUT, check=False)
+        returncode = run_logged(["molecule", "test", "--scenario-name", scenario], log, started)
         minutes = (time.monotonic() - started) / 60
-        outcome = "passed" if result.returncode == 0 else f"FAILED (exit {result.returncode})"
+        outcome = "passed" if returncode == 0 else f"FAILED (exit {returncode})"
         print(f"molecule {scenario}: {outcome} after {minutes:.1f} min", flush=True)
-        if result.returncode:
+        if returncode:
             failed.append((scenario, log))
             return
+
+
+def run_logged(command, log, started):
+    """Run the command with each line of its output in the log after the minutes since the scenario started.
+
+    The times show where a scenario spends them, which is what keeps `make test` within CI's limit.
+    """
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as process, \
+            open(log, "wb") as out:
+        for line in process.stdout:
+            out.write(b"[%6.2f] " % ((time.monotonic() - started) / 60) + line)
+            out.flush()
+    return process.returncode
 
 
 def report(scenario, log):

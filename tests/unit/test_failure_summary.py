@@ -44,3 +44,8 @@ def test_main_says_so_when_the_log_has_no_failed_task(tmp_path, capsys):
     log.write_text("PLAY RECAP *****\nhost-1 : ok=3 changed=0 failed=0\n", encoding="utf-8")
     failure_summary.main(str(log))
     assert capsys.readouterr().out == "No failed task in %s: see the end of that log.\n" % log
+
+
+def test_failures_reads_a_log_whose_lines_start_with_the_minutes_since_the_scenario_started():
+    timed = "".join("[%6.2f] %s" % (minute / 10, line) for minute, line in enumerate(MOLECULE_LOG.splitlines(True)))
+    assert list(failure_summary.failures(timed.splitlines(True))) == list(failure_summary.failures(MOLECULE_LOG.splitlines(True)))
