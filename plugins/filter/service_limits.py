@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from ansible_collections.gpufleet.vllm.plugins.module_utils._journal_cause import failure_cause as _failure_cause
+from ansible_collections.gpufleet.vllm.plugins.module_utils._journal_cause import failure_headline
 from ansible_collections.gpufleet.vllm.plugins.module_utils._start_limit import start_limit
 
 
@@ -15,4 +16,4 @@ def failure_cause(lines):
 
 class FilterModule:
     def filters(self):
-        return {"start_limit": start_limit, "failure_cause": failure_cause}
+        return {"start_limit": start_limit, "failure_cause": failure_cause, "failure_headline": failure_headline}

@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
+from ansible_collections.gpufleet.vllm.plugins.module_utils._start_limit import refusal_sentence
+
 
 @dataclass(frozen=True)
 class Cause:
@@ -140,6 +142,23 @@ def failure_cause(lines, exit_status=None):
     lines = [line.rstrip() for line in lines]
     return (_known_cause(lines) or _last_error(lines) or _missing_image(lines)
             or _exit_cause(lines, exit_status))
+
+
+def failure_headline(unit, lines, unit_status=None):
+    """The sentence that leads a failed unit's last journal lines: that systemd gave it up at its start limit, where it
+    did, then the cause read from the lines.
+
+    unit: the unit's name without ".service". lines: as for failure_cause. unit_status: the unit's properties as
+    systemctl show gives them; they name the start limit.
+    """
+    if isinstance(lines, str):
+        lines = lines.splitlines()
+    cause = failure_cause(lines)
+    cause_sentence = cause.sentence + " " if cause else ""
+    refusal = refusal_sentence(unit, lines, unit_status or {})
+    if refusal:
+        return "%s %sIts last journal lines:" % (refusal, cause_sentence)
+    return "%svLLM unit %s is not serving; its last journal lines:" % (cause_sentence, unit)
 
 
 def _known_cause(lines):

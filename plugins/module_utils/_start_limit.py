@@ -21,6 +21,8 @@ then the start after the last attempt falls inside it and is refused.
 
 from __future__ import annotations
 
+import re
+
 # Three starts: the first, and two restarts that ride out a transient failure (a GPU still being released, a registry
 # or network hiccup) before a broken model is given up on.
 DEFAULT_ATTEMPTS = 3
@@ -61,3 +63,36 @@ def start_limit(timeout_start_sec, timeout_stop_sec, restart_sec, attempts=DEFAU
     cycle = worst_start_cycle(timeout_start_sec, timeout_stop_sec, restart_sec)
     # Start number burst + 1 comes at most burst cycles after the first; it is refused only inside the first window.
     return {"interval_sec": burst * cycle + MARGIN_SEC, "burst": burst}
+
+
+# What systemd logs when it refuses to start a unit past its start limit; an automatic restart refused this way leaves
+# the unit's Result at that of the start that failed, so the journal is where the refusal shows.
+REFUSAL = "Start request repeated too quickly"
+
+# The units systemctl show writes a time span in ("16min 40s"), in seconds.
+_SPAN_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1, "min": 60, "h": 3600, "d": 86400, "w": 604800, "M": 2629800, "y": 31557600}
+_SPAN_PART = re.compile(r"(\d+(?:\.\d+)?)(us|ms|s|min|h|d|w|M|y)")
+
+
+def span_seconds(text):
+    """Whole seconds of a time span as systemctl show writes it ("16min 40s", "10s"); None for anything else."""
+    parts = str(text or "").split()
+    found = [_SPAN_PART.fullmatch(part) for part in parts]
+    if not parts or not all(found):
+        return None
+    return round(sum(float(match.group(1)) * _SPAN_UNITS[match.group(2)] for match in found))
+
+
+def refusal_sentence(unit, lines, unit_status):
+    """One sentence saying systemd gave unit up at its start limit, when its journal lines record the refusal; else None.
+
+    unit_status: the unit's properties as systemctl show gives them (StartLimitBurst, StartLimitIntervalUSec); the
+    sentence leaves out what they do not tell.
+    """
+    if not any(REFUSAL in line for line in lines):
+        return None
+    burst = str(unit_status.get("StartLimitBurst") or "")
+    interval = span_seconds(unit_status.get("StartLimitIntervalUSec"))
+    starts = " after %s starts" % burst if burst.isdigit() else ""
+    within = " in %d s" % interval if interval and starts else ""
+    return "vLLM unit %s gave up%s%s (its start limit), so systemd starts it no more." % (unit, starts, within)

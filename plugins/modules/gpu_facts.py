@@ -343,6 +343,7 @@ from ansible_collections.gpufleet.vllm.plugins.module_utils._gpu_detect import (
     scan_sysfs,
     sysfs_has_pci,
 )
+from ansible_collections.gpufleet.vllm.plugins.module_utils._host_files import read_text
 
 try:
     import pynvml
@@ -359,14 +360,6 @@ else:
 PROC_DRIVER_VERSION = "/proc/driver/nvidia/version"
 # One directory per GPU the loaded driver drives, named by PCI address (driver README, procfs interface).
 PROC_DRIVER_GPUS = "/proc/driver/nvidia/gpus"
-
-
-def _read(path):
-    try:
-        with open(path, "r", encoding="utf-8", errors="replace") as handle:
-            return handle.read()
-    except (IOError, OSError):
-        return None
 
 
 def _pci_ids(params):
@@ -441,7 +434,7 @@ def main():
         nvml=nvml,
         smi_gpus=smi_gpus,
         module_version=read_module_version(sysfs_root),
-        proc_version_text=_read(PROC_DRIVER_VERSION),
+        proc_version_text=read_text(PROC_DRIVER_VERSION),
         nvidia_module_loaded=module_loaded(sysfs_root),
         detection=detection,
         minor_numbers=read_minor_numbers(PROC_DRIVER_GPUS),

@@ -161,6 +161,7 @@ from ansible_collections.gpufleet.vllm.plugins.module_utils._gpu_processes impor
     query_nvml_memory,
     with_owners,
 )
+from ansible_collections.gpufleet.vllm.plugins.module_utils._host_files import read_text
 
 try:
     import pynvml
@@ -169,15 +170,6 @@ except ImportError:
 
 # A constant so that tests point it at a fake tree.
 PROC = "/proc"
-
-
-def _read(path):
-    """A file's text, or None where it is gone (a process that ended since NVML listed it) or unreadable."""
-    try:
-        with open(path, "r", encoding="utf-8", errors="replace") as handle:
-            return handle.read()
-    except (IOError, OSError):
-        return None
 
 
 def _first_line(text):
@@ -234,8 +226,8 @@ def _inspect(module, ids):
 def _owners(module, gpus):
     """(gpus with each process's name and container, notes)."""
     pids = gpu_pids(gpus)
-    names = dict((pid, (_read(os.path.join(PROC, str(pid), "comm")) or "").strip() or None) for pid in pids)
-    container_ids = dict((pid, container_id(_read(os.path.join(PROC, str(pid), "cgroup")))) for pid in pids)
+    names = dict((pid, (read_text(os.path.join(PROC, str(pid), "comm")) or "").strip() or None) for pid in pids)
+    container_ids = dict((pid, container_id(read_text(os.path.join(PROC, str(pid), "cgroup")))) for pid in pids)
     containers, notes = _inspect(module, sorted(set(container for container in container_ids.values() if container)))
     return with_owners(gpus, names, container_ids, containers), notes
 

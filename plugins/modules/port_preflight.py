@@ -72,6 +72,7 @@ import re
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.gpufleet.vllm.plugins.module_utils._host_files import read_text
 from ansible_collections.gpufleet.vllm.plugins.module_utils._port_check import (
     port_conflicts,
     published_ports,
@@ -88,7 +89,7 @@ def deployment_units(service, unit_dir):
     marker = re.compile(r"^X-GpufleetDeployment=%s$" % re.escape(name), re.MULTILINE)
     for entry in _listing(unit_dir):
         if entry.startswith("vllm-") and entry.endswith(".service"):
-            if marker.search(_read(os.path.join(unit_dir, entry))):
+            if marker.search(read_text(os.path.join(unit_dir, entry)) or ""):
                 units.add(entry[:-len(".service")])
     return units
 
@@ -97,7 +98,7 @@ def unit_pids(units, proc="/proc"):
     """The processes that run in any of the units, from each process's cgroup."""
     pids = []
     for entry in _listing(proc):
-        if entry.isdigit() and unit_of_cgroup(_read(os.path.join(proc, entry, "cgroup"))) in units:
+        if entry.isdigit() and unit_of_cgroup(read_text(os.path.join(proc, entry, "cgroup")) or "") in units:
             pids.append(int(entry))
     return pids
 
@@ -107,15 +108,6 @@ def _listing(path):
         return os.listdir(path)
     except OSError:
         return []
-
-
-def _read(path):
-    """A file's text; empty when it is gone (a process that ended while the directory was read) or unreadable."""
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except (OSError, UnicodeDecodeError):
-        return ""
 
 
 def container_ports(module, units):

@@ -21,3 +21,10 @@ def test_failure_cause_leads_with_the_rejected_argument():
 
 def test_failure_cause_is_none_when_the_journal_tells_nothing():
     assert FILTERS["failure_cause"](["INFO starting", "INFO loading"]) is None
+
+
+def test_failure_headline_leads_with_the_start_limit_systemd_gave_the_unit_up_at():
+    journal = ["vllm-tiny-0.service: Start request repeated too quickly.", "vllm-tiny-0.service: Failed with result 'exit-code'."]
+    status = {"StartLimitBurst": "3", "StartLimitIntervalUSec": "10min"}
+    assert FILTERS["failure_headline"]("vllm-tiny-0", journal, status).startswith(
+        "vLLM unit vllm-tiny-0 gave up after 3 starts in 600 s (its start limit)")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.gpufleet.vllm.plugins.module_utils._journal_cause import Cause, failure_cause, message
+from ansible_collections.gpufleet.vllm.plugins.module_utils._journal_cause import Cause, failure_cause, failure_headline, message
 
 # What systemd and vllm-wait-ready add to every failed start, whatever the cause.
 SYSTEMD_TAIL = """\
@@ -258,3 +258,40 @@ def test_nothing_to_go_by_gives_none():
 ])
 def test_message_drops_journal_and_vllm_prefixes(line, text):
     assert message(line) == text
+
+
+# A replica whose model lost its config.json, after systemd refused its restart (journalctl --output cat).
+CRASH_LOOP = """\
+FileNotFoundError: [Errno 2] No such file or directory: '/models/tiny/config.json'
+vllm-tiny-0.service: Main process exited, code=exited, status=1/FAILURE
+vllm-tiny-0.service: Failed with result 'exit-code'.
+vllm-tiny-0.service: Scheduled restart job, restart counter is at 3.
+vllm-tiny-0.service: Start request repeated too quickly.
+vllm-tiny-0.service: Failed with result 'exit-code'.
+Failed to start vllm-tiny-0.service - vLLM OpenAI-compatible server tiny, replica 0 (cpu).
+"""
+LIMIT = {"StartLimitBurst": "3", "StartLimitIntervalUSec": "10min", "Result": "exit-code"}
+
+
+def test_a_unit_given_up_leads_with_its_start_limit_then_the_cause():
+    assert failure_headline("vllm-tiny-0", CRASH_LOOP, LIMIT) == (
+        "vLLM unit vllm-tiny-0 gave up after 3 starts in 600 s (its start limit), so systemd starts it no more. "
+        "The model has no /models/tiny/config.json; copy a complete Hugging Face model directory, or name a Hugging Face "
+        "model id. Its last journal lines:")
+
+
+def test_a_unit_given_up_without_a_known_cause_still_leads_with_its_start_limit():
+    lines = CRASH_LOOP.splitlines()[1:]
+    assert failure_headline("vllm-tiny-0", lines, LIMIT) == (
+        "vLLM unit vllm-tiny-0 gave up after 3 starts in 600 s (its start limit), so systemd starts it no more. "
+        "Its last journal lines:")
+
+
+def test_a_unit_that_is_not_given_up_leads_with_the_cause():
+    lines = UNKNOWN_FLAG + SYSTEMD_TAIL
+    assert failure_headline("vllm-tiny-0", lines, LIMIT) == (
+        failure_cause(lines).sentence + " vLLM unit vllm-tiny-0 is not serving; its last journal lines:")
+
+
+def test_a_unit_without_a_cause_or_a_refusal_is_said_not_to_serve():
+    assert failure_headline("vllm-tiny-router", []) == "vLLM unit vllm-tiny-router is not serving; its last journal lines:"

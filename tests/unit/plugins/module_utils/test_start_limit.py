@@ -11,6 +11,8 @@ import pytest
 
 from ansible_collections.gpufleet.vllm.plugins.module_utils._start_limit import (
     DEFAULT_ATTEMPTS,
+    refusal_sentence,
+    span_seconds,
     start_limit,
     worst_start_cycle,
 )
@@ -85,3 +87,45 @@ def test_values_that_are_no_seconds_are_refused(unit, attempts, message):
     with pytest.raises(ValueError) as caught:
         start_limit(*unit, attempts=attempts)
     assert str(caught.value) == message
+
+
+@pytest.mark.parametrize("text, seconds", [
+    ("10s", 10), ("17min", 1020), ("16min 40s", 1000), ("1h 2min 3s", 3723), ("1min 500ms", 60), ("2d", 172800),
+])
+def test_span_reads_as_systemctl_show_writes_it(text, seconds):
+    assert span_seconds(text) == seconds
+
+
+@pytest.mark.parametrize("text", [None, "", "infinity", "10 parsecs", "1min soon"])
+def test_span_it_cannot_read_is_none(text):
+    assert span_seconds(text) is None
+
+
+# The end of a replica's journal (journalctl --output cat) when systemd refused its restart after the last start.
+REFUSED = [
+    "vllm-tiny-0.service: Scheduled restart job, restart counter is at 3.",
+    "vllm-tiny-0.service: Start request repeated too quickly.",
+    "vllm-tiny-0.service: Failed with result 'exit-code'.",
+    "Failed to start vllm-tiny-0.service - vLLM OpenAI-compatible server tiny, replica 0 (cpu).",
+]
+LIMIT = {"StartLimitBurst": "3", "StartLimitIntervalUSec": "17min", "Result": "exit-code"}
+
+
+def test_a_refused_start_names_the_limit_in_starts_and_seconds():
+    assert refusal_sentence("vllm-tiny-0", REFUSED, LIMIT) == (
+        "vLLM unit vllm-tiny-0 gave up after 3 starts in 1020 s (its start limit), so systemd starts it no more.")
+
+
+def test_the_interval_is_held_against_the_unit_file_value():
+    limit = start_limit(960, 45, 10)
+    status = {"StartLimitBurst": str(limit["burst"]), "StartLimitIntervalUSec": "%dmin %ds" % divmod(limit["interval_sec"], 60)}
+    assert "in %d s " % limit["interval_sec"] in refusal_sentence("vllm-tiny-0", REFUSED, status)
+
+
+def test_without_the_unit_properties_the_refusal_is_still_said():
+    assert refusal_sentence("vllm-tiny-0", REFUSED, {}) == (
+        "vLLM unit vllm-tiny-0 gave up (its start limit), so systemd starts it no more.")
+
+
+def test_a_failed_start_without_a_refusal_says_nothing():
+    assert refusal_sentence("vllm-tiny-0", [line for line in REFUSED if "repeated" not in line], LIMIT) is None
