@@ -43,7 +43,7 @@ def render(service, replica):
     environment.filters.update(comment=lambda text: "# %s" % text, combine=lambda first, second: dict(first, **second),
                                bool=bool)
     environment.filters.update(("gpufleet.vllm." + name, function) for name, function in CollectionFilters().filters().items())
-    with open(TEMPLATE) as handle:
+    with open(TEMPLATE, encoding="utf-8") as handle:
         template = environment.from_string(handle.read())
     return template.render(dict(ROLE_VARS, vllm_service_plan=service, _vllm_service_replica=replica))
 

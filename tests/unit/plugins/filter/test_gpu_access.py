@@ -26,7 +26,7 @@ def probed(replica, rc, stdout="", stderr=""):
 
 
 def test_the_role_probes_with_the_decisions_command():
-    with open(os.path.join(ROOT, "roles", "vllm_service", "vars", "main.yml")) as handle:
+    with open(os.path.join(ROOT, "roles", "vllm_service", "vars", "main.yml"), encoding="utf-8") as handle:
         assert tuple(yaml.safe_load(handle)["_vllm_service_gpu_probe"]) == PROBE_COMMAND
 
 
