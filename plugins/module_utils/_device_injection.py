@@ -16,6 +16,7 @@ with --device. Pure data and functions; the host plan picks the injection and th
 
 from __future__ import annotations
 
+import json
 import re
 
 from ansible_collections.gpufleet.vllm.plugins.module_utils._driver_plan import upstream_version
@@ -48,6 +49,8 @@ LOST_GPUS_MESSAGE = "Failed to initialize NVML: Unknown Error"
 # The probe each running replica's container gets after a reload: one "GPU <index>: <name> (UUID: ...)" line per GPU.
 PROBE_COMMAND = ("nvidia-smi", "-L")
 _LISTED_GPU = re.compile(r"^GPU \d+: ", re.M)
+# `dockerd --version`: "Docker version 20.10.24+dfsg1, build 5d6db84".
+_DOCKERD_VERSION = re.compile(r"^Docker version ([^\s,]+)")
 
 
 class DeviceInjectionError(ValueError):
@@ -59,6 +62,23 @@ def _upstream(text):
     return upstream_version(text) if text not in (None, "") else None
 
 
+def engine_facts(dockerd_version_output, daemon_json_text):
+    """What the choice reads from a host: {"docker_version": the installed engine's, or None, "cdi_enabled": bool}.
+
+    dockerd_version_output: what `dockerd --version` printed, None where there is no dockerd; daemon_json_text: the
+    content of /etc/docker/daemon.json, None where there is none. A daemon.json that is no JSON object enables nothing;
+    the container_runtime role refuses it with its own sentence.
+    """
+    found = _DOCKERD_VERSION.match((dockerd_version_output or "").strip())
+    try:
+        daemon = json.loads(daemon_json_text) if daemon_json_text else {}
+    except ValueError:
+        daemon = {}
+    features = daemon.get("features") if isinstance(daemon, dict) else None
+    return {"docker_version": found.group(1) if found else None,
+            "cdi_enabled": isinstance(features, dict) and features.get("cdi") is True}
+
+
 def choose_injection(engine_version, toolkit_version=None, *, cdi_enabled=False):
     """The injection for a host's replicas: {"method": "cdi" or "runtime", "reason": one line for the plan summary}.
 
@@ -68,18 +88,22 @@ def choose_injection(engine_version, toolkit_version=None, *, cdi_enabled=False)
     release. cdi_enabled: whether daemon.json sets features.cdi, which Docker 25.0 to 28.1 need for CDI devices.
     """
     engine, toolkit = _upstream(engine_version), _upstream(toolkit_version)
+    # The reasons name the versions' ranges, not the engine's exact version: the plan of a bare host decides from the
+    # version its package source installs, the next run's from the installed one, and both must read the same.
     if engine is None:
         return _runtime("Docker's version is not known before it is installed, and the nvidia runtime works with every "
                         "engine")
     if version_key(engine) < version_key(DOCKER_CDI_FIRST):
-        return _runtime("Docker %s predates CDI devices (Docker %s)" % (engine, DOCKER_CDI_FIRST))
+        return _runtime("Docker before %s has no CDI devices" % DOCKER_CDI_FIRST)
     if version_key(engine) < version_key(DOCKER_CDI_BY_DEFAULT) and not cdi_enabled:
-        return _runtime("Docker %s takes CDI devices only with features.cdi in daemon.json (by default from %s)"
-                        % (engine, DOCKER_CDI_BY_DEFAULT))
+        return _runtime("Docker before %s takes CDI devices only with features.cdi in daemon.json" % DOCKER_CDI_BY_DEFAULT)
     if toolkit is not None and version_key(toolkit) < version_key(TOOLKIT_CDI_BOTH_NAMES):
         return _runtime("nvidia-container-toolkit %s names GPUs by index only in its CDI specification (by UUID too from %s)"
                         % (toolkit, TOOLKIT_CDI_BOTH_NAMES))
-    return {"method": CDI, "reason": "GPUs injected through CDI (Docker %s), whose device rules survive a systemd reload" % engine}
+    enabled = ("Docker %s or newer" % DOCKER_CDI_BY_DEFAULT if version_key(engine) >= version_key(DOCKER_CDI_BY_DEFAULT)
+               else "features.cdi in daemon.json")
+    return {"method": CDI, "reason": "GPUs injected as CDI devices, which %s enables, and whose device rules survive a "
+            "systemd reload" % enabled}
 
 
 def _runtime(why):

@@ -21,6 +21,7 @@ from ansible_collections.gpufleet.vllm.plugins.module_utils import _replicas, _v
 from ansible_collections.gpufleet.vllm.plugins.module_utils._toolkit_floor import pin_refusal
 from ansible_collections.gpufleet.vllm.plugins.module_utils._unit_names import deployment_name
 from ansible_collections.gpufleet.vllm.plugins.module_utils._cuda_toolkit import toolkit_plan
+from ansible_collections.gpufleet.vllm.plugins.module_utils._device_injection import plan_injection
 from ansible_collections.gpufleet.vllm.plugins.module_utils._driver_plan import CUDA, plan as driver_plan
 from ansible_collections.gpufleet.vllm.plugins.module_utils._fabric_manager import fabric_manager_plan
 from ansible_collections.gpufleet.vllm.plugins.module_utils._gpu_catalog import (
@@ -87,7 +88,8 @@ def plan_host(host, facts, settings):
     """The whole plan of one host; raises HostPlanError.
 
     facts: gpus and gpu_host (gpu_facts), distribution, distribution_version, architecture, kernel,
-    in_container, vcpus, memory_mib. settings: model, overrides (gpufleet_plan), cuda_repository_url, recipes
+    in_container, vcpus, memory_mib, docker_version (the installed engine's, None before Docker is installed) and
+    docker_cdi_enabled (daemon.json sets features.cdi). settings: model, overrides (gpufleet_plan), cuda_repository_url, recipes
     (the variants this release has a recipe for), service (name, served_model_name, port, bind_address,
     router_metrics_port).
     """
@@ -106,16 +108,19 @@ def _plan(facts, settings):
     vllm = _vllm_section(facts, settings, overrides, driver)
     image = _image_section(vllm, overrides, settings)
     placement = _placement(facts, vllm, overrides.get("replicas"))
+    injection = _injection(platform, facts, overrides, placement)
     return {
         "platform": {"key": platform, "label": PLATFORMS[platform]["label"], "family": PLATFORMS[platform]["family"],
                      "vcpus": facts.get("vcpus"), "memory_mib": facts.get("memory_mib")},
         "gpus": [_gpu_summary(gpu) for gpu in facts.get("gpus") or []],
         "driver": driver,
         "toolkit": _toolkit_section(platform, facts, driver, overrides, settings),
-        "runtime": _runtime_section(platform, facts, driver, overrides),
+        "runtime": dict(_runtime_section(platform, facts, driver, overrides),
+                        gpu_injection={"method": injection["method"], "reason": injection["reason"]}),
         "vllm": vllm,
         "image": image,
-        "service": _service_section(vllm, image, settings, placement, PLATFORMS[platform]["router_python"], driver),
+        "service": _service_section(vllm, image, settings, placement, router_python=PLATFORMS[platform]["router_python"],
+                                    driver=driver, device_args=injection["replica_args"]),
         "warnings": list(vllm["warnings"]) + list(placement.warnings),
     }
 
@@ -215,6 +220,15 @@ def _runtime_section(platform, facts, driver, overrides):
     }
 
 
+def _injection(platform, facts, overrides, placement):
+    """How the replicas get their GPUs, so that a systemd reload leaves them: decided from the installed Docker where
+    there is one, else from the one the platform installs, so that the plan before and after Docker's install agree."""
+    return plan_injection(facts.get("gpus") or [], [placed["gpus"] for placed in placement.replicas],
+                          engine_version=facts.get("docker_version") or PLATFORMS[platform]["docker_engine"]["version"],
+                          toolkit_version=overrides.get("container_toolkit_version") or None,
+                          cdi_enabled=bool(facts.get("docker_cdi_enabled")))
+
+
 def _smoke_image(driver_cuda):
     fitting = [image for cuda, image in SMOKE_IMAGES if version_key(cuda) <= version_key(driver_cuda)]
     return fitting[-1] if fitting else None
@@ -278,14 +292,14 @@ def _placement(facts, vllm, replicas):
     return _replicas.gpu_replicas(facts.get("gpus") or [], vllm["tensor_parallel_size"], replicas)
 
 
-def _service_section(vllm, image, settings, placement, router_python, driver):
+def _service_section(vllm, image, settings, placement, *, router_python, driver, device_args):
     service = settings.get("service") or {}
     name = deployment_name(service.get("name"), service.get("served_model_name"))
     bind = service.get("bind_address") or "0.0.0.0"
     port = int(service.get("port") or 8000)
     model = settings["model"]
     local = str(model).startswith("/")
-    replicas = [_replica(name, port, index, placed) for index, placed in enumerate(placement.replicas)]
+    replicas = [_replica(name, port, index, placed, device_args[index]) for index, placed in enumerate(placement.replicas)]
     router = {"unit": "vllm-%s-router" % name, "port": port, "bind_address": bind,
               "metrics_port": int(service.get("router_metrics_port") or ROUTER_METRICS_PORT), "version": ROUTER_VERSION,
               "python": router_python["interpreter"], "python_packages": list(router_python["packages"]),
@@ -313,11 +327,11 @@ def _service_section(vllm, image, settings, placement, router_python, driver):
     }
 
 
-def _replica(service_name, port, index, placed):
-    """One replica: the router's port is the service's, the replicas' the ports after it."""
+def _replica(service_name, port, index, placed, device_args):
+    """One replica: the router's port is the service's, the replicas' the ports after it; device_args give it its GPUs."""
     name = "%s-%d" % (service_name, index)
     return {"index": index, "name": name, "unit": "vllm-%s" % name, "port": port + 1 + index,
-            "gpus": list(placed["gpus"]), "cpuset": placed["cpuset"], "env": dict(placed["env"])}
+            "gpus": list(placed["gpus"]), "device_args": list(device_args), "cpuset": placed["cpuset"], "env": dict(placed["env"])}
 
 
 def _check_ports(router, replicas):

@@ -28,6 +28,10 @@ _APT_DOCKER = {"docker_packages": ["docker.io", "python3-docker", "python3-reque
 _APT_ROUTER_PYTHON = {"router_python": {"interpreter": "python3", "packages": ["python3-venv"],
                                         "ca_bundle": "/etc/ssl/certs/ca-certificates.crt"}}
 
+# docker_engine: the Docker Engine the platform's package source installs, which decides how a bare host's containers get
+# their GPUs (_device_injection) before Docker is there to ask; once it is, the installed version decides. Only the
+# range a version falls in matters there (before 25.0, before 28.2, 28.2 or newer), so a value holds while its source
+# stays in that range.
 PLATFORMS = {
     "debian12": dict(_APT_DOCKER, **_APT_ROUTER_PYTHON, **{
         "label": "Debian 12",
@@ -41,6 +45,7 @@ PLATFORMS = {
         "initramfs_command": ["update-initramfs", "-u"],
         "dkms_signing_key": "/var/lib/dkms/mok.pub",
         "toolkit_pinning": True,
+        "docker_engine": {"version": "20.10.24", "source": "docker.io 20.10.24+dfsg1 of bookworm (packages.debian.org)"},
     }),
     "ubuntu2404": dict(_APT_DOCKER, **_APT_ROUTER_PYTHON, **{
         "label": "Ubuntu 24.04",
@@ -53,6 +58,9 @@ PLATFORMS = {
         "initramfs_command": ["update-initramfs", "-u"],
         "dkms_signing_key": "/var/lib/shim-signed/mok/MOK.der",
         "toolkit_pinning": True,
+        # noble itself released 24.0.7; Ubuntu backports Docker's releases to its LTS (its Docker SRU exception).
+        "docker_engine": {"version": "29.1.3", "source": "docker.io-app 29.1.3-0ubuntu3~24.04.2 of noble-updates and "
+                                                         "noble-security (packages.ubuntu.com)"},
     }),
     "el8": {
         "label": "Rocky Linux 8",
@@ -68,6 +76,8 @@ PLATFORMS = {
         "router_python": {"interpreter": "python3.11", "packages": ["python3.11"], "ca_bundle": "/etc/pki/tls/certs/ca-bundle.crt"},
         # gpufleet.vllm.el_packages installs by package name only.
         "toolkit_pinning": False,
+        "docker_engine": {"version": "28.2", "source": "docker-ce of Docker's repository, whose current release is 28.2 or newer "
+                                                       "(download.docker.com)"},
     },
 }
 

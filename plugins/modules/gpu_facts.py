@@ -17,6 +17,8 @@ description:
     collection's own catalog, then through the host's C(pci.ids) for ids the catalog does not list.
   - When a driver is loaded it also asks NVML (through the Python module C(pynvml)) for measured memory, UUIDs and compute
     capabilities; when NVML does not answer it runs C(nvidia-smi) instead.
+  - Also reports the installed Docker Engine's version (C(dockerd --version)) and whether C(/etc/docker/daemon.json) enables
+    CDI devices, which decide how the replicas' containers get their GPUs.
   - Never fails on a host without NVIDIA GPU, without C(pynvml) or without C(nvidia-smi); the fact
     RV(ansible_facts.gpufleet_gpu_host.detection) says which layers answered and why the others did not.
 extends_documentation_fragment:
@@ -322,12 +324,29 @@ ansible_facts:
             pci_ids: {path: null, answered: false, error: no pci.ids file found}
             nvml: {asked: true, answered: false, error: "nvmlInit failed: Driver Not Loaded"}
             nvidia_smi: {asked: false, answered: false, error: null, path: null}
+    gpufleet_container_engine:
+      description: The Docker Engine the host has, for the host plan's choice of how containers get their GPUs.
+      returned: always
+      type: dict
+      sample: {docker_version: "20.10.24+dfsg1", cdi_enabled: false}
+      contains:
+        docker_version:
+          description: The installed engine's version as C(dockerd --version) writes it; V(null) where Docker is not installed.
+          type: str
+          returned: always
+          sample: "20.10.24+dfsg1"
+        cdi_enabled:
+          description: Whether C(/etc/docker/daemon.json) sets C(features.cdi) to V(true), which Docker 25.0 to 28.1 need for CDI devices.
+          type: bool
+          returned: always
+          sample: false
 """
 
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.gpufleet.vllm.plugins.module_utils._device_injection import engine_facts
 from ansible_collections.gpufleet.vllm.plugins.module_utils._gpu_detect import (
     DEFAULT_PCI_IDS_PATHS,
     NVIDIA_SMI_ARGS,
@@ -360,6 +379,7 @@ else:
 PROC_DRIVER_VERSION = "/proc/driver/nvidia/version"
 # One directory per GPU the loaded driver drives, named by PCI address (driver README, procfs interface).
 PROC_DRIVER_GPUS = "/proc/driver/nvidia/gpus"
+DOCKER_DAEMON_JSON = "/etc/docker/daemon.json"
 
 
 def _pci_ids(params):
@@ -405,6 +425,13 @@ def _nvidia_smi(module, nvml_answered):
     return gpus, state
 
 
+def _container_engine(module):
+    """The installed Docker Engine's version and CDI setting; dockerd answers --version without a running daemon."""
+    dockerd = module.get_bin_path("dockerd")
+    output = module.run_command([dockerd, "--version"])[1] if dockerd else None
+    return engine_facts(output, _read(DOCKER_DAEMON_JSON))
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -440,6 +467,7 @@ def main():
         minor_numbers=read_minor_numbers(PROC_DRIVER_GPUS),
         nvswitches=scan_nvswitches(sysfs_root),
     )
+    facts["gpufleet_container_engine"] = _container_engine(module)
     module.exit_json(changed=False, ansible_facts=facts)
 
 

@@ -51,6 +51,15 @@ options:
         C(virtualization_role) and C(virtualization_type), which tell a container (no kernel module can be loaded there).
     type: dict
     required: true
+  container_engine:
+    description:
+      - The C(gpufleet_container_engine) fact of M(gpufleet.vllm.gpu_facts) - the installed Docker Engine's C(docker_version)
+        and whether its C(daemon.json) enables CDI devices (C(cdi_enabled)).
+      - They decide how the replicas' containers get their GPUs so that a C(systemctl daemon-reload) leaves them - CDI devices
+        from Docker 28.2 (or 25.0 with C(features.cdi)), else the C(nvidia) runtime with every device node passed to Docker.
+        Before Docker is installed the plan decides from the version the platform's package source installs.
+    type: dict
+    default: {}
   model:
     description: Hugging Face model id, or the absolute path of a model directory on the controller.
     type: str
@@ -110,6 +119,7 @@ EXAMPLES = r"""
     gpus: "{{ ansible_facts.gpufleet_gpus }}"
     gpu_host: "{{ ansible_facts.gpufleet_gpu_host }}"
     system: "{{ ansible_facts }}"
+    container_engine: "{{ ansible_facts.gpufleet_container_engine }}"
     model: TinyLlama/TinyLlama-1.1B-Chat-v1.0
     plan: {driver_branch: "580", max_model_len: 2048}
     recipes_dir: "{{ playbook_dir }}/../roles/vllm_image/files"
@@ -130,8 +140,11 @@ plan:
       C(service.after_units) lists for the replicas to start after.
     - C(image.build) says whether the image is built or pulled; C(image.reference) is the exact image for pulled ones, and null
       for built ones until M(gpufleet.vllm.fleet_plan) names them.
-    - C(service.replicas) lists per replica C(index), C(name), C(unit), C(port), C(gpus) (device identifiers for Docker's
-      C(--gpus device=...), empty on the cpu variant), C(cpuset) (null on GPU hosts) and C(env) (added to C(service.env));
+    - C(runtime.gpu_injection) says how the replicas' containers get their GPUs, C(method) (V(cdi) or V(runtime); null without
+      GPU replicas) and the one-line C(reason).
+    - C(service.replicas) lists per replica C(index), C(name), C(unit), C(port), C(gpus) (its GPUs by UUID, or by index in PCI bus
+      order before the driver names them; empty on the cpu variant), C(device_args) (the C(docker run) arguments that give the
+      container those GPUs, empty without GPU), C(cpuset) (null on GPU hosts) and C(env) (added to C(service.env));
       C(service.router) names the router's C(unit), C(port), C(bind_address), C(metrics_port), vllm-router C(version), and
       the C(python), C(python_packages) and C(ca_bundle) its virtual environment is made with.
   returned: success
@@ -140,13 +153,25 @@ plan:
     platform: {key: debian12, label: Debian 12, family: apt}
     driver: {action: install, branch: "470", flavor: proprietary, source: distribution, cuda_version: "11.4"}
     image: {variant: k80, build: true, name: "gpufleet/vllm-k80:0.10.1-k80", reference: null}
+    runtime:
+      gpu_injection:
+        method: runtime
+        reason: >-
+          GPUs injected by the nvidia runtime with their device nodes passed to Docker, whose device rules survive a systemd
+          reload: Docker before 25.0 has no CDI devices
     service:
       name: tiny
       port: 8000
       args: ["--dtype", "float32", "--tensor-parallel-size", "2"]
       replicas:
-        - {index: 0, name: tiny-0, unit: vllm-tiny-0, port: 8001, gpus: ["0", "1"], cpuset: null, env: {}}
-        - {index: 1, name: tiny-1, unit: vllm-tiny-1, port: 8002, gpus: ["2", "3"], cpuset: null, env: {}}
+        - {index: 0, name: tiny-0, unit: vllm-tiny-0, port: 8001, gpus: ["0", "1"], cpuset: null, env: {},
+           device_args: [--runtime, nvidia, --env, "NVIDIA_VISIBLE_DEVICES=0,1", --env, "NVIDIA_DRIVER_CAPABILITIES=compute,utility",
+                         --device, /dev/nvidia0, --device, /dev/nvidia1, --device, /dev/nvidiactl, --device, /dev/nvidia-uvm,
+                         --device, /dev/nvidia-uvm-tools]}
+        - {index: 1, name: tiny-1, unit: vllm-tiny-1, port: 8002, gpus: ["2", "3"], cpuset: null, env: {},
+           device_args: [--runtime, nvidia, --env, "NVIDIA_VISIBLE_DEVICES=2,3", --env, "NVIDIA_DRIVER_CAPABILITIES=compute,utility",
+                         --device, /dev/nvidia2, --device, /dev/nvidia3, --device, /dev/nvidiactl, --device, /dev/nvidia-uvm,
+                         --device, /dev/nvidia-uvm-tools]}
       router: {unit: vllm-tiny-router, port: 8000, bind_address: 0.0.0.0, metrics_port: 29000, version: 0.1.17,
                python: python3, python_packages: [python3-venv], ca_bundle: /etc/ssl/certs/ca-certificates.crt}
 """
@@ -177,6 +202,8 @@ def _facts(params):
         "vcpus": system.get("processor_vcpus"),
         "memory_mib": system.get("memtotal_mb"),
         "in_container": system.get("virtualization_role") == "guest" and system.get("virtualization_type") in _CONTAINER_TYPES,
+        "docker_version": params["container_engine"].get("docker_version"),
+        "docker_cdi_enabled": params["container_engine"].get("cdi_enabled"),
     }
 
 
@@ -208,6 +235,7 @@ def main():
             gpus=dict(type="list", elements="dict", required=True),
             gpu_host=dict(type="dict", required=True),
             system=dict(type="dict", required=True),
+            container_engine=dict(type="dict", default={}),
             model=dict(type="str", required=True),
             plan=dict(type="dict", default={}),
             cuda_repository_url=dict(type="str", default="https://developer.download.nvidia.com/compute/cuda/repos"),

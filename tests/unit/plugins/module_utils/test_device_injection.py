@@ -16,6 +16,7 @@ from ansible_collections.gpufleet.vllm.plugins.module_utils._device_injection im
     DeviceInjectionError,
     choose_injection,
     docker_device_args,
+    engine_facts,
     plan_injection,
     recovery_after_reload,
 )
@@ -38,19 +39,22 @@ BARE_HOST = [gpu("0000:17:00.0"), gpu("0000:09:00.0")]
 
 RUNTIME_BECAUSE = ("GPUs injected by the nvidia runtime with their device nodes passed to Docker, whose device rules survive a "
                    "systemd reload: ")
-CDI_WITH = "GPUs injected through CDI (Docker %s), whose device rules survive a systemd reload"
+CDI_BY_DEFAULT = "GPUs injected as CDI devices, which Docker 28.2 or newer enables, and whose device rules survive a systemd reload"
+CDI_BY_FEATURE = ("GPUs injected as CDI devices, which features.cdi in daemon.json enables, and whose device rules survive a "
+                  "systemd reload")
+BEFORE_CDI = RUNTIME_BECAUSE + "Docker before 25.0 has no CDI devices"
+BEFORE_DEFAULT = RUNTIME_BECAUSE + "Docker before 28.2 takes CDI devices only with features.cdi in daemon.json"
 
 
 @pytest.mark.parametrize("engine, toolkit, cdi_enabled, method, reason", [
     # Debian 12's docker.io, as `docker version` writes it.
-    ("20.10.24+dfsg1", None, False, RUNTIME, RUNTIME_BECAUSE + "Docker 20.10.24 predates CDI devices (Docker 25.0)"),
-    ("24.0.7-0ubuntu4.1", None, True, RUNTIME, RUNTIME_BECAUSE + "Docker 24.0.7 predates CDI devices (Docker 25.0)"),
+    ("20.10.24+dfsg1", None, False, RUNTIME, BEFORE_CDI),
+    ("24.0.7-0ubuntu4.1", None, True, RUNTIME, BEFORE_CDI),
     # Docker CE as dnf writes it, epoch included; 25.0 to 28.1 only with features.cdi.
-    ("5:27.5.1-1.el8", None, False, RUNTIME,
-     RUNTIME_BECAUSE + "Docker 27.5.1 takes CDI devices only with features.cdi in daemon.json (by default from 28.2)"),
-    ("5:27.5.1-1.el8", None, True, CDI, CDI_WITH % "27.5.1"),
-    ("28.2.2-0ubuntu1~24.04.1", None, False, CDI, CDI_WITH % "28.2.2"),
-    ("29.0.1", "1.17.8-1", False, CDI, CDI_WITH % "29.0.1"),
+    ("5:27.5.1-1.el8", None, False, RUNTIME, BEFORE_DEFAULT),
+    ("5:27.5.1-1.el8", None, True, CDI, CDI_BY_FEATURE),
+    ("28.2.2-0ubuntu1~24.04.1", None, False, CDI, CDI_BY_DEFAULT),
+    ("29.0.1", "1.17.8-1", False, CDI, CDI_BY_DEFAULT),
     ("29.0.1", "1.14.6-1", False, RUNTIME, RUNTIME_BECAUSE + (
         "nvidia-container-toolkit 1.14.6 names GPUs by index only in its CDI specification (by UUID too from 1.15)")),
     (None, None, False, RUNTIME, RUNTIME_BECAUSE + (
@@ -60,6 +64,34 @@ CDI_WITH = "GPUs injected through CDI (Docker %s), whose device rules survive a 
 ])
 def test_method_by_docker_and_toolkit_version(engine, toolkit, cdi_enabled, method, reason):
     assert choose_injection(engine, toolkit, cdi_enabled=cdi_enabled) == {"method": method, "reason": reason}
+
+
+@pytest.mark.parametrize("installed, source", [
+    ("20.10.24+dfsg1", "20.10.24"),
+    ("24.0.7-0ubuntu4", "20.10.24"),
+    ("29.1.3-0ubuntu3~24.04.2", "29.1.3"),
+    ("5:29.0.1-1.el8", "28.2"),
+])
+def test_the_reason_reads_the_same_for_every_version_of_one_range(installed, source):
+    # A bare host's plan decides from the version its package source installs, the next run's from the installed one.
+    assert choose_injection(installed) == choose_injection(source)
+
+
+# --- what the host tells -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dockerd, daemon_json, expected", [
+    ("Docker version 20.10.24+dfsg1, build 5d6db84\n", None, {"docker_version": "20.10.24+dfsg1", "cdi_enabled": False}),
+    ("Docker version 28.3.2, build e77ff99\n", '{"features": {"cdi": true}, "runtimes": {}}',
+     {"docker_version": "28.3.2", "cdi_enabled": True}),
+    (None, '{"features": {"cdi": false}}', {"docker_version": None, "cdi_enabled": False}),
+    ("", '{"features": "cdi"}', {"docker_version": None, "cdi_enabled": False}),
+    # Not JSON, or no object: the container_runtime role refuses it; here it enables nothing.
+    ("Docker version 29.0.1, build 1", "{not json", {"docker_version": "29.0.1", "cdi_enabled": False}),
+    ("Docker version 29.0.1, build 1", "[1]", {"docker_version": "29.0.1", "cdi_enabled": False}),
+])
+def test_engine_facts(dockerd, daemon_json, expected):
+    assert engine_facts(dockerd, daemon_json) == expected
 
 
 # --- the arguments per replica ------------------------------------------------------------------
@@ -122,7 +154,7 @@ def test_runtime_refuses_a_gpu_the_facts_do_not_show():
 def test_plan_gives_each_replica_its_arguments():
     planned = plan_injection(TWO_GPUS, [[UUID_A], [UUID_B]], engine_version="20.10.24+dfsg1")
     assert planned["method"] == RUNTIME
-    assert planned["reason"] == RUNTIME_BECAUSE + "Docker 20.10.24 predates CDI devices (Docker 25.0)"
+    assert planned["reason"] == BEFORE_CDI
     assert [args[args.index("--device") + 1] for args in planned["replica_args"]] == ["/dev/nvidia0", "/dev/nvidia1"]
     planned = plan_injection(TWO_GPUS, [[UUID_A, UUID_B]], engine_version="28.3.0", toolkit_version="1.18.0-1")
     assert planned["replica_args"] == [["--device", "nvidia.com/gpu=%s" % UUID_A, "--device", "nvidia.com/gpu=%s" % UUID_B]]

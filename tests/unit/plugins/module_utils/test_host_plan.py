@@ -354,6 +354,65 @@ def test_driver_pins_are_ignored_without_gpu():
 # Container runtime
 
 
+def docker_plan(device_ids, system, overrides=None, docker_version=None, cdi_enabled=False):
+    """The plan of a bare host (docker_version None) or of one whose Docker is installed, as dockerd --version writes it."""
+    return plan_host(HOST, dict(facts(device_ids, system), docker_version=docker_version, docker_cdi_enabled=cdi_enabled),
+                     settings(overrides))
+
+
+K80_NODES = ["--device", "/dev/nvidiactl", "--device", "/dev/nvidia-uvm", "--device", "/dev/nvidia-uvm-tools"]
+
+
+def test_a_bare_debian_host_injects_through_the_nvidia_runtime():
+    # Debian 12 installs docker.io 20.10.24, which has no CDI devices.
+    plan = docker_plan([K80] * 4, DEBIAN)
+    assert plan["runtime"]["gpu_injection"] == {"method": "runtime", "reason": (
+        "GPUs injected by the nvidia runtime with their device nodes passed to Docker, whose device rules survive a systemd "
+        "reload: Docker before 25.0 has no CDI devices")}
+    assert [replica["device_args"] for replica in plan["service"]["replicas"]] == [
+        ["--runtime", "nvidia", "--env", "NVIDIA_VISIBLE_DEVICES=%d" % index, "--env", "NVIDIA_DRIVER_CAPABILITIES=compute,utility",
+         "--device", "/dev/nvidia%d" % index] + K80_NODES for index in range(4)]
+
+
+@pytest.mark.parametrize("system", [ROCKY, UBUNTU])
+def test_a_bare_rocky_or_ubuntu_host_injects_cdi_devices(system):
+    # Docker CE's current release and noble-updates' docker.io are 28.2 or newer, which enable CDI devices by default.
+    plan = docker_plan([H100] * 2, system, {"tensor_parallel_size": 2})
+    assert plan["runtime"]["gpu_injection"] == {"method": "cdi", "reason": (
+        "GPUs injected as CDI devices, which Docker 28.2 or newer enables, and whose device rules survive a systemd reload")}
+    assert [replica["device_args"] for replica in plan["service"]["replicas"]] == [
+        ["--device", "nvidia.com/gpu=0", "--device", "nvidia.com/gpu=1"]]
+
+
+@pytest.mark.parametrize("system, installed, cdi_enabled, method", [
+    # An engine installed from elsewhere than the platform's package source decides.
+    (DEBIAN, "28.3.2", False, "cdi"),
+    (UBUNTU, "24.0.7", False, "runtime"),
+    (ROCKY, "27.5.1", False, "runtime"),
+    (ROCKY, "27.5.1", True, "cdi"),
+])
+def test_the_installed_docker_wins_over_the_platforms(system, installed, cdi_enabled, method):
+    assert docker_plan([A40], system, docker_version=installed, cdi_enabled=cdi_enabled)["runtime"]["gpu_injection"]["method"] == method
+
+
+@pytest.mark.parametrize("system, installed", [
+    (DEBIAN, "20.10.24+dfsg1"),
+    (UBUNTU, "29.1.3"),
+    # Docker CE moves on; any release from 28.2 plans alike.
+    (ROCKY, "29.0.4"),
+    (ROCKY, "28.2.2"),
+])
+@pytest.mark.parametrize("devices", [[K80] * 4, [H100] * 2, []])
+def test_the_plan_is_the_same_before_and_after_docker_is_installed(system, installed, devices):
+    assert docker_plan(devices, system, docker_version=installed) == docker_plan(devices, system)
+
+
+def test_a_host_without_gpu_injects_nothing():
+    plan = docker_plan([], ROCKY, docker_version="29.0.4")
+    assert plan["runtime"]["gpu_injection"] == {"method": None, "reason": None}
+    assert [replica["device_args"] for replica in plan["service"]["replicas"]] == [[]]
+
+
 @pytest.mark.parametrize("system, install, docker, sdk", [
     (DEBIAN, "apt", ["docker.io", "python3-docker", "python3-requests"], "package"),
     (UBUNTU, "apt", ["docker.io", "python3-docker", "python3-requests"], "package"),
@@ -493,7 +552,8 @@ def test_service_port_probe_address_replica_and_router_defaults():
     assert (service["model"], service["model_source"]) == ("TinyLlama/TinyLlama-1.1B-Chat-v1.0", None)
     assert service["variant"] == "upstream"
     assert service["replicas"] == [
-        {"index": 0, "name": "tiny-0", "unit": "vllm-tiny-0", "port": 8001, "gpus": ["0"], "cpuset": None, "env": {}}]
+        {"index": 0, "name": "tiny-0", "unit": "vllm-tiny-0", "port": 8001, "gpus": ["0"],
+         "device_args": ["--device", "nvidia.com/gpu=0"], "cpuset": None, "env": {}}]
     assert service["router"] == {"unit": "vllm-tiny-router", "port": 8000, "bind_address": "0.0.0.0", "metrics_port": 29000,
                                  "version": "0.1.17", "python": "python3", "python_packages": ["python3-venv"],
                                  "ca_bundle": "/etc/ssl/certs/ca-certificates.crt"}
@@ -633,9 +693,9 @@ def test_mixed_gpus_serve_one_replica_each_and_refuse_a_group_of_both():
 def test_cpu_replicas_take_one_core_each_and_bind_their_threads_there():
     service = plan_of([], DEBIAN, {"replicas": 2}, vcpus=2)["service"]
     assert service["replicas"] == [
-        {"index": 0, "name": "tiny-0", "unit": "vllm-tiny-0", "port": 8001, "gpus": [], "cpuset": "0",
+        {"index": 0, "name": "tiny-0", "unit": "vllm-tiny-0", "port": 8001, "gpus": [], "device_args": [], "cpuset": "0",
          "env": {"VLLM_CPU_OMP_THREADS_BIND": "0"}},
-        {"index": 1, "name": "tiny-1", "unit": "vllm-tiny-1", "port": 8002, "gpus": [], "cpuset": "1",
+        {"index": 1, "name": "tiny-1", "unit": "vllm-tiny-1", "port": 8002, "gpus": [], "device_args": [], "cpuset": "1",
          "env": {"VLLM_CPU_OMP_THREADS_BIND": "1"}},
     ]
     assert service["env"] == {"VLLM_CPU_KVCACHE_SPACE": "4"}

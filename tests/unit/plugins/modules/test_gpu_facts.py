@@ -20,6 +20,7 @@ def hermetic(monkeypatch, tmp_path):
     monkeypatch.setattr(gpu_facts, "PROC_DRIVER_VERSION", str(tmp_path / "proc-driver-nvidia-version"))
     monkeypatch.setattr(gpu_facts, "PROC_DRIVER_GPUS", str(tmp_path / "proc-driver-nvidia-gpus"))
     monkeypatch.setattr(gpu_facts, "DEFAULT_PCI_IDS_PATHS", (str(tmp_path / "no-pci.ids"),))
+    monkeypatch.setattr(gpu_facts, "DOCKER_DAEMON_JSON", str(tmp_path / "no-daemon.json"))
     monkeypatch.setattr(gpu_facts, "pynvml", None)
     monkeypatch.setattr(gpu_facts, "HAS_PYNVML", False)
     monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", lambda self, arg, required=False, opt_dirs=None: None)
@@ -248,3 +249,26 @@ def test_check_mode_gives_the_same_facts(make_host, capsys):
     checked = run_module(capsys, {"sysfs_root": root, "_ansible_check_mode": True})
     assert checked["ansible_facts"] == normal["ansible_facts"]
     assert checked["changed"] is False
+
+
+def test_a_host_without_docker_has_no_engine_version(make_host, capsys):
+    facts = run_module(capsys, {"sysfs_root": make_host("k80x2").root})["ansible_facts"]
+    assert facts["gpufleet_container_engine"] == {"docker_version": None, "cdi_enabled": False}
+
+
+def test_the_installed_engine_and_its_cdi_setting(make_host, monkeypatch, tmp_path, capsys):
+    daemon_json = tmp_path / "daemon.json"
+    daemon_json.write_text('{"features": {"cdi": true}, "runtimes": {"nvidia": {"path": "nvidia-container-runtime"}}}')
+    monkeypatch.setattr(gpu_facts, "DOCKER_DAEMON_JSON", str(daemon_json))
+    commands = []
+
+    def run_command(module, args, **kwargs):
+        commands.append(list(args))
+        return 0, "Docker version 27.5.1, build 4c9b3b0\n", ""
+
+    monkeypatch.setattr(basic.AnsibleModule, "get_bin_path",
+                        lambda self, arg, required=False, opt_dirs=None: "/usr/bin/dockerd" if arg == "dockerd" else None)
+    monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
+    facts = run_module(capsys, {"sysfs_root": make_host("h100").root, "use_nvidia_smi": False})["ansible_facts"]
+    assert facts["gpufleet_container_engine"] == {"docker_version": "27.5.1", "cdi_enabled": True}
+    assert commands == [["/usr/bin/dockerd", "--version"]]
