@@ -429,7 +429,7 @@ def _container_engine(module):
     """The installed Docker Engine's version and CDI setting; dockerd answers --version without a running daemon."""
     dockerd = module.get_bin_path("dockerd")
     output = module.run_command([dockerd, "--version"])[1] if dockerd else None
-    return engine_facts(output, _read(DOCKER_DAEMON_JSON))
+    return engine_facts(output, read_text(DOCKER_DAEMON_JSON))
 
 
 def main():
