@@ -131,8 +131,10 @@ demo-clean: venv
 	rm -rf $(BUILD)/sandbox $(BUILD)/models
 
 # A real registry for vllm_image's push and pull paths (Debian's distribution registry).
+# After the sandbox image, whose scripts may install Docker and debootstrap: apt serves one install at a
+# time, and `make test` asks for both side by side.
 .PHONY: registry-server
-registry-server:
+registry-server: | sandbox-image
 	@command -v docker-registry >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >/dev/null; \
@@ -158,9 +160,12 @@ molecule: venv $(COLLECTION_LINK) sandbox-image model
 molecule-images: venv $(COLLECTION_LINK) sandbox-image model
 	$(BIN)/python tests/molecule_chains.py $(LOGS) "$(IMAGE_SCENARIOS)"
 
-# make test's other half, beside it: the integration tests, then the driver scenarios.
-.PHONY: integration-and-drivers
-integration-and-drivers: integration
+# make test's other half, beside it: the checks that need no sandbox host, the integration tests, then the
+# driver scenarios, which wait on Debian's archive more than they compute. The image scenarios take longest,
+# so they start first instead of after these.
+.PHONY: checks-and-drivers
+checks-and-drivers: venv $(COLLECTION_LINK) sandbox-image registry-server
+	$(MAKE) --no-print-directory unit sanity lint build inventories integration
 	$(BIN)/python tests/molecule_chains.py $(LOGS) "$(DRIVER_SCENARIOS)"
 
 FLEETS := $(notdir $(wildcard inventories/*))
@@ -174,5 +179,5 @@ inventories: venv $(COLLECTION_LINK)
 	done
 
 .PHONY: test
-test: unit sanity lint build inventories
-	$(MAKE) --no-print-directory --jobs 2 molecule-images integration-and-drivers
+test: venv $(COLLECTION_LINK)
+	$(MAKE) --no-print-directory --jobs 2 molecule-images checks-and-drivers
