@@ -15,7 +15,7 @@ from ansible_collections.gpufleet.vllm.plugins.module_utils._gpu_detect import r
 
 RECORDED = os.path.join(os.path.dirname(__file__), "fixtures", "h200", "injection")
 UUID = "GPU-1405a230-d3b5-b9bd-eb8a-74218eb3b1bb"
-BUS_ID = "00000000:00:06.0"
+BUS_ID = "0000:00:06.0"
 
 
 def recorded(name):
@@ -23,18 +23,25 @@ def recorded(name):
         return handle.read()
 
 
+def proc_gpus(tmp_path):
+    """The driver's /proc/driver/nvidia/gpus as the H200 host had it."""
+    gpu_dir = tmp_path / "gpus" / "0000:00:06.0"
+    gpu_dir.mkdir(parents=True)
+    (gpu_dir / "information").write_text(recorded("proc-information.txt"), encoding="utf-8")
+    return str(tmp_path / "gpus")
+
+
 def device_nodes():
     """The /dev/nvidia* character devices of `ls -l /dev/nvidia*` (the nvidia-caps directory's entries left out)."""
     return set(re.findall(r"^c\S+ .* (/dev/nvidia[\w-]*)$", recorded("dev-nvidia.txt"), re.M))
 
 
-def test_the_driver_procfs_gives_the_gpu_minor_number():
-    minors = read_minor_numbers(os.path.join(RECORDED, "proc-gpus"))
-    assert list(minors.values()) == [0]
+def test_the_driver_procfs_gives_the_gpu_minor_number(tmp_path):
+    assert read_minor_numbers(proc_gpus(tmp_path)) == {BUS_ID: 0}
 
 
-def test_the_runtime_injection_passes_only_device_nodes_the_host_has():
-    minor = list(read_minor_numbers(os.path.join(RECORDED, "proc-gpus")).values())[0]
+def test_the_runtime_injection_passes_only_device_nodes_the_host_has(tmp_path):
+    minor = read_minor_numbers(proc_gpus(tmp_path))[BUS_ID]
     facts = [{"pci_bus_id": BUS_ID, "uuid": UUID, "minor_number": minor}]
     args = docker_device_args(RUNTIME, facts, [UUID], present_nodes=device_nodes())
     passed = [args[index + 1] for index, arg in enumerate(args) if arg == "--device"]
