@@ -90,7 +90,8 @@ build: venv
 	# collections the `ansible` package put in the venv as installed, so a range they do not meet
 	# fails here instead of reaching for Ansible Galaxy.
 	ansible-galaxy collection install --offline --force -p $(INSTALLED) $(DIST)/gpufleet-vllm-*.tar.gz
-	for module in gpu_facts host_plan fleet_plan installed_packages vllm_plan vllm_image image_archive el_packages; do \
+	# Every module, found by name, so that a new one is checked without an edit here.
+	for module in $(basename $(notdir $(wildcard plugins/modules/*.py))); do \
 	  ANSIBLE_COLLECTIONS_PATH=$(abspath $(INSTALLED)) ansible-doc gpufleet.vllm.$$module | grep -q "gpufleet.vllm.$$module"; \
 	  echo "ansible-doc gpufleet.vllm.$$module: ok"; \
 	done
