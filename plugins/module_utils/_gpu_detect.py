@@ -33,6 +33,7 @@ from ansible_collections.gpufleet.vllm.plugins.module_utils._gpu_catalog import 
     resolve_device,
     version_key,
 )
+from ansible_collections.gpufleet.vllm.plugins.module_utils._host_files import read_text
 
 # Where distributions install pci.ids (pciutils: /usr/share/misc on Debian/Ubuntu; hwdata on
 # RHEL/Rocky; /usr/share/pci.ids on some others).
@@ -78,11 +79,9 @@ def nvml_text(value):
 
 
 def _read_text(path):
-    try:
-        with open(path, "r", encoding="utf-8", errors="replace") as handle:
-            return handle.read().strip()
-    except (IOError, OSError):
-        return None
+    """A sysfs attribute without its newline, or None where it is missing or unreadable."""
+    text = read_text(path)
+    return None if text is None else text.strip()
 
 
 def normalize_bus_id(value):

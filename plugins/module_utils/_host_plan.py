@@ -21,7 +21,7 @@ from ansible_collections.gpufleet.vllm.plugins.module_utils import _replicas, _v
 from ansible_collections.gpufleet.vllm.plugins.module_utils._toolkit_floor import pin_refusal
 from ansible_collections.gpufleet.vllm.plugins.module_utils._unit_names import deployment_name
 from ansible_collections.gpufleet.vllm.plugins.module_utils._cuda_toolkit import toolkit_plan
-from ansible_collections.gpufleet.vllm.plugins.module_utils._device_injection import plan_injection
+from ansible_collections.gpufleet.vllm.plugins.module_utils._device_injection import PROBE_COMMAND, plan_injection
 from ansible_collections.gpufleet.vllm.plugins.module_utils._driver_plan import CUDA, plan as driver_plan
 from ansible_collections.gpufleet.vllm.plugins.module_utils._fabric_manager import fabric_manager_plan
 from ansible_collections.gpufleet.vllm.plugins.module_utils._gpu_catalog import (
@@ -328,10 +328,12 @@ def _service_section(vllm, image, settings, placement, *, router_python, driver,
 
 
 def _replica(service_name, port, index, placed, device_args):
-    """One replica: the router's port is the service's, the replicas' the ports after it; device_args give it its GPUs."""
+    """One replica: the router's port is the service's, the replicas' the ports after it; device_args give it its GPUs,
+    and gpu_probe is what its running container is asked after a systemd reload (none for a CPU replica)."""
     name = "%s-%d" % (service_name, index)
     return {"index": index, "name": name, "unit": "vllm-%s" % name, "port": port + 1 + index,
-            "gpus": list(placed["gpus"]), "device_args": list(device_args), "cpuset": placed["cpuset"], "env": dict(placed["env"])}
+            "gpus": list(placed["gpus"]), "device_args": list(device_args),
+            "gpu_probe": list(PROBE_COMMAND) if placed["gpus"] else [], "cpuset": placed["cpuset"], "env": dict(placed["env"])}
 
 
 def _check_ports(router, replicas):

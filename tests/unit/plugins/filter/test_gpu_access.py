@@ -2,19 +2,15 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""After a systemd reload the role probes each running GPU replica (roles/vllm_service/tasks/gpu_access.yml) and
-recreates the ones this filter names, from the registered results of the probe loop."""
+"""After a systemd reload the role probes each running GPU replica with its plan's gpu_probe
+(roles/vllm_service/tasks/gpu_access.yml) and recreates the ones this filter names, from the registered results of the
+probe loop."""
 
 from __future__ import annotations
 
-import os
-
-import yaml
-
 from ansible_collections.gpufleet.vllm.plugins.filter.gpu_access import FilterModule
-from ansible_collections.gpufleet.vllm.plugins.module_utils._device_injection import LOST_GPUS_MESSAGE, PROBE_COMMAND
+from ansible_collections.gpufleet.vllm.plugins.module_utils._device_injection import LOST_GPUS_MESSAGE
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 GPU_RECOVERY = FilterModule().filters()["gpu_recovery"]
 TWO_GPUS = {"unit": "vllm-qwen-0", "gpus": ["GPU-a", "GPU-b"]}
 ONE_GPU = {"unit": "vllm-qwen-1", "gpus": ["GPU-c"]}
@@ -23,11 +19,6 @@ ONE_GPU = {"unit": "vllm-qwen-1", "gpus": ["GPU-c"]}
 def probed(replica, rc, stdout="", stderr=""):
     """One registered result of `docker exec <unit> nvidia-smi -L`, as the command module returns it in a loop."""
     return {"item": replica, "rc": rc, "stdout": stdout, "stderr": stderr, "changed": False, "failed": False}
-
-
-def test_the_role_probes_with_the_decisions_command():
-    with open(os.path.join(ROOT, "roles", "vllm_service", "vars", "main.yml"), encoding="utf-8") as handle:
-        assert tuple(yaml.safe_load(handle)["_vllm_service_gpu_probe"]) == PROBE_COMMAND
 
 
 def test_only_the_replicas_that_lost_gpus_are_recreated():

@@ -553,7 +553,7 @@ def test_service_port_probe_address_replica_and_router_defaults():
     assert service["variant"] == "upstream"
     assert service["replicas"] == [
         {"index": 0, "name": "tiny-0", "unit": "vllm-tiny-0", "port": 8001, "gpus": ["0"],
-         "device_args": ["--device", "nvidia.com/gpu=0"], "cpuset": None, "env": {}}]
+         "device_args": ["--device", "nvidia.com/gpu=0"], "gpu_probe": ["nvidia-smi", "-L"], "cpuset": None, "env": {}}]
     assert service["router"] == {"unit": "vllm-tiny-router", "port": 8000, "bind_address": "0.0.0.0", "metrics_port": 29000,
                                  "version": "0.1.17", "python": "python3", "python_packages": ["python3-venv"],
                                  "ca_bundle": "/etc/ssl/certs/ca-certificates.crt"}
@@ -693,9 +693,9 @@ def test_mixed_gpus_serve_one_replica_each_and_refuse_a_group_of_both():
 def test_cpu_replicas_take_one_core_each_and_bind_their_threads_there():
     service = plan_of([], DEBIAN, {"replicas": 2}, vcpus=2)["service"]
     assert service["replicas"] == [
-        {"index": 0, "name": "tiny-0", "unit": "vllm-tiny-0", "port": 8001, "gpus": [], "device_args": [], "cpuset": "0",
+        {"index": 0, "name": "tiny-0", "unit": "vllm-tiny-0", "port": 8001, "gpus": [], "device_args": [], "gpu_probe": [], "cpuset": "0",
          "env": {"VLLM_CPU_OMP_THREADS_BIND": "0"}},
-        {"index": 1, "name": "tiny-1", "unit": "vllm-tiny-1", "port": 8002, "gpus": [], "device_args": [], "cpuset": "1",
+        {"index": 1, "name": "tiny-1", "unit": "vllm-tiny-1", "port": 8002, "gpus": [], "device_args": [], "gpu_probe": [], "cpuset": "1",
          "env": {"VLLM_CPU_OMP_THREADS_BIND": "1"}},
     ]
     assert service["env"] == {"VLLM_CPU_KVCACHE_SPACE": "4"}
