@@ -69,7 +69,7 @@ EXAMPLES = r"""
 - name: Compare the host with the last complete run
   gpufleet.vllm.applied_state:
     inputs: {plan: 3f1c..., variables: 9a0e..., serving: 77b2..., collection: 04d1...}
-    run: {id: "20261203T101500Z-4242", started: "2026-12-03T10:15:00+00:00"}
+    run: {id: "20261203T101500Z-4242", started: "2026-12-03T10:15:00"}
   register: applied
 
 - name: Show why the host is left alone or not
@@ -87,7 +87,7 @@ reason:
   description: One line saying why the host is unchanged, or its first difference.
   returned: success
   type: str
-  sample: "unchanged since run 20261203T101500Z-4242 of 2026-12-03T10:15:00+00:00: nothing to do"
+  sample: "unchanged since run 20261203T101500Z-4242 of 2026-12-03T10:15:00: nothing to do"
 """
 
 import glob
