@@ -62,6 +62,8 @@ INPUTS = (
     ("variables", "the collection's variables"),
     ("serving", "the model or the serving settings"),
     ("collection", "the collection's files"),
+    # Only a monitoring host has one: its scrape targets follow every host of the fleet.
+    ("fleet", "the fleet's hosts or their plans, which its scrape targets follow"),
 )
 
 

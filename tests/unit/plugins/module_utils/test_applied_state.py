@@ -15,7 +15,7 @@ from ansible_collections.gpufleet.vllm.plugins.module_utils._applied_state impor
 
 RUN = {"id": "20261203T101500Z-42", "started": "2026-12-03T10:15:00+00:00", "user": "ops"}
 SINCE = "run 20261203T101500Z-42 of 2026-12-03T10:15:00+00:00"
-INPUTS = {"plan": "p1", "variables": "v1", "serving": "s1", "collection": "c1"}
+INPUTS = {"plan": "p1", "variables": "v1", "serving": "s1", "collection": "c1", "fleet": ""}
 UNIT = "/etc/systemd/system/vllm-tiny-0.service"
 OBSERVED = observation(
     files={UNIT: "a0", "/etc/gpufleet/plan.json": "b0"},
@@ -58,6 +58,7 @@ def test_a_record_of_another_format_is_not_trusted():
     ("variables", "the collection's variables"),
     ("serving", "the model or the serving settings"),
     ("collection", "the collection's files"),
+    ("fleet", "the fleet's hosts or their plans, which its scrape targets follow"),
 ])
 def test_each_changed_input_is_named(key, name):
     inputs = dict(INPUTS, **{key: "other"})
