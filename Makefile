@@ -150,7 +150,7 @@ integration: venv $(COLLECTION_LINK) sandbox-image registry-server
 # the engine store where default built the cpu image; the driver and metrics scenarios mostly
 # wait on Debian's archive meanwhile.
 IMAGE_SCENARIOS := default fleet
-DRIVER_SCENARIOS := driver_k80 driver_cuda_repo metrics
+DRIVER_SCENARIOS := driver_k80 driver_cuda_repo driver_roll metrics
 LOGS := $(BUILD)/logs
 
 molecule: venv $(COLLECTION_LINK) sandbox-image model

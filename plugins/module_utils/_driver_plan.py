@@ -251,6 +251,7 @@ def plan(gpu_host, platform, kernel=None, branch=None, flavor=None, source=None)
 
     action: "none" (no GPU), "keep" (the loaded driver suits the GPUs and nothing is pinned
     otherwise) or "install" (packages of the chosen branch and flavor, from source).
+    rolls: whether the install replaces a driver that runs now (see replaces_running_driver).
     """
     data = PLATFORMS[platform]
     result = {
@@ -262,6 +263,7 @@ def plan(gpu_host, platform, kernel=None, branch=None, flavor=None, source=None)
         "family": data["family"],
         "initramfs_command": data["initramfs_command"],
         "dkms_signing_key": data["dkms_signing_key"],
+        "rolls": False,
     }
     choice = choose_driver(gpu_host, branch, flavor)
     if choice is None:
@@ -273,11 +275,22 @@ def plan(gpu_host, platform, kernel=None, branch=None, flavor=None, source=None)
                       flavor=gpu_host.get("loaded_kernel_module_flavor") or choice["flavor"])
         return result
     result["action"] = "install"
+    result["rolls"] = replaces_running_driver(gpu_host)
     result.update(driver_install(platform, choice["branch"], choice["flavor"], source))
     # dnf-automatic loads the versionlock plugin that already locks the driver on el8.
     result["unattended_upgrade_blacklist"] = list(UNATTENDED_UPGRADE_BLACKLIST) if data["family"] == "apt" else []
     result["kernel_packages"] = _kernel_packages(platform, kernel)
     return result
+
+
+def replaces_running_driver(gpu_host):
+    """Whether installing a driver on the host replaces one that runs now (an upgrade or a branch change).
+
+    Such a host may be serving on the loaded driver: its install waits for the host's turn in the serving
+    play, which drains it, installs, reboots and serves it again one batch of hosts at a time. A host
+    without a loaded driver serves nothing on its GPUs, so its first driver goes in with the other hosts.
+    """
+    return bool(gpu_host.get("driver_loaded"))
 
 
 def _kernel_packages(platform, kernel):

@@ -135,6 +135,8 @@ plan:
       C(image), C(service) and C(warnings).
     - C(driver.action) is C(none) (no GPU), C(keep) (the loaded driver suits the GPUs) or C(install); C(driver.cuda_version) is the
       CUDA version the image is chosen for.
+    - C(driver.rolls) is true when the install replaces a driver the host has loaded (an upgrade, a branch or a flavor change), which
+      the site play then changes in the host's batch of the serving play instead of on every host at once.
     - C(driver.fabric_manager) is null unless the host has NVSwitches; then it names the Fabric Manager C(packages) to install and
       C(hold), C(install) (pinned to the branch, or to C(version) where the driver is kept) and the C(service) to enable, which
       C(service.after_units) lists for the replicas to start after.

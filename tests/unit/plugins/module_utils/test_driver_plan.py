@@ -112,6 +112,35 @@ def test_plan_replaces_the_loaded_driver_pinned_elsewhere():
     assert result["packages"] == ["nvidia-headless-570-server-open", "nvidia-utils-570-server"]
 
 
+RTX5090_570_LOADED = dict(RTX5090, driver_loaded=True, driver_version="570.195.03", driver_branch="570",
+                          loaded_kernel_module_flavor="open", driver_fits_gpus=True)
+# A loaded driver the GPUs cannot run (a K80 host whose 535 came with a distribution upgrade).
+K80_535_LOADED = dict(K80, driver_loaded=True, driver_version="535.247.01", driver_branch="535",
+                      loaded_kernel_module_flavor="proprietary", driver_fits_gpus=False)
+
+
+@pytest.mark.parametrize("gpu_host, platform, branch, flavor, action, rolls", [
+    # Bare hosts get their first driver with the rest of the fleet.
+    (RTX5090, "debian12", None, None, "install", False),
+    (K80, "debian12", None, None, "install", False),
+    (A40, "el8", "580", None, "install", False),
+    # A branch change replaces the running driver: it rolls.
+    (RTX5090_570_LOADED, "debian12", "580", None, "install", True),
+    (H100_580, "ubuntu2404", "570", None, "install", True),
+    # So does a flavor change within the loaded branch.
+    (H100_580, "ubuntu2404", "580", "proprietary", "install", True),
+    # And the replacement of a loaded driver that no longer drives the GPUs.
+    (K80_535_LOADED, "debian12", None, None, "install", True),
+    # A kept driver and a host without GPU change nothing.
+    (RTX5090_570_LOADED, "debian12", "570", None, "keep", False),
+    (H100_580, "ubuntu2404", None, None, "keep", False),
+    (NO_GPU, "debian12", None, None, "none", False),
+])
+def test_plan_rolls_only_a_change_of_a_running_driver(gpu_host, platform, branch, flavor, action, rolls):
+    result = plan(gpu_host, platform, branch=branch, flavor=flavor)
+    assert (result["action"], result["rolls"]) == (action, rolls)
+
+
 def test_plan_k80_debian_uses_tesla_470_packages():
     result = plan(K80, "debian12", kernel="6.1.0-40-amd64")
     assert result["action"] == "install"
