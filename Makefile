@@ -147,10 +147,10 @@ integration: venv $(COLLECTION_LINK) sandbox-image registry-server
 
 .PHONY: molecule
 # Chains run side by side, each in its order: fleet follows default because its first host reuses
-# the engine store where default built the cpu image; the driver and metrics scenarios mostly
-# wait on Debian's archive meanwhile.
+# the engine store where default built the cpu image; the driver, metrics and GPU check-run scenarios,
+# which need no image, mostly wait on Debian's archive meanwhile.
 IMAGE_SCENARIOS := default fleet
-DRIVER_SCENARIOS := driver_k80 driver_cuda_repo driver_roll metrics
+DRIVER_SCENARIOS := driver_k80 driver_cuda_repo driver_roll metrics gpu_fleets
 LOGS := $(BUILD)/logs
 
 molecule: venv $(COLLECTION_LINK) sandbox-image model
