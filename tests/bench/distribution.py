@@ -34,7 +34,10 @@ PLAYBOOK = os.path.join(ROOT, ".venv", "bin", "ansible-playbook")
 
 
 def run(argv, **kwargs):
-    result = subprocess.run(argv, capture_output=True, text=True, check=False, **kwargs)
+    # The bench inventory lies under .build/bench, where the sandbox variables' fallback for the build
+    # directory would point two levels too deep: name it, as the Makefile does.
+    environment = dict(os.environ, GPUFLEET_BUILD_DIR=os.environ.get("GPUFLEET_BUILD_DIR") or BUILD)
+    result = subprocess.run(argv, capture_output=True, text=True, check=False, env=environment, **kwargs)
     if result.returncode != 0:
         raise SystemExit("%s failed (%d): %s" % (" ".join(argv), result.returncode, (result.stderr or result.stdout).strip()[-2000:]))
     return result.stdout
