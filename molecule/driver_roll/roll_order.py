@@ -13,7 +13,7 @@ import sys
 
 # Role tasks are named "<role> : <task>"; each stage is told by its task names.
 STAGES = (
-    ("drain", ("Drain the host's replicas",)),
+    ("drain", ("Stop the drained replicas",)),
     ("install", ("Install the driver packages",)),
     ("verify", ("Check the driver that stays", "Check that the installed driver answers")),
     ("serve", ("Serve the drained replicas again",)),
